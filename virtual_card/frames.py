@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Self, TypeVar
 
 from .errors import FrameError
-from .types import IDm, PMm, CommandCode
+from .types import CommandCode, IDm, PMm
 
 BLOCK_SIZE = 16
 MAC_SIZE = 8
@@ -61,8 +61,7 @@ class _Cursor:
     def take(self, n: int, field: str) -> bytes:
         if self.pos + n > len(self.data):
             raise FrameError(
-                f"{self.what}: {field} needs {n} byte(s) at offset {self.pos}, "
-                f"only {len(self.data) - self.pos} left"
+                f"{self.what}: {field} needs {n} byte(s) at offset {self.pos}, only {len(self.data) - self.pos} left"
             )
         chunk = self.data[self.pos : self.pos + n]
         self.pos += n
@@ -175,8 +174,8 @@ class BlockListElement:
     def read_from(cls, cur: _Cursor, index: int) -> Self:
         d0 = cur.u8(f"block list element {index} D0")
         long_form = not d0 & 0x80
-        block = cur.u16le(f"block list element {index} block") if long_form else cur.u8(
-            f"block list element {index} block"
+        block = (
+            cur.u16le(f"block list element {index} block") if long_form else cur.u8(f"block list element {index} block")
         )
         return cls((d0 & 0x0F), block, (d0 >> 4) & 0x07, long_form)
 
@@ -617,9 +616,13 @@ class AuthRead(Frame):
 
     def unsigned(self) -> bytes:
         """The bytes the MAC covers: the payload up to the MAC."""
-        return bytes([self.CODE]) + self.idm + self.seq.to_bytes(2, "big") + _services_bytes(
-            self.services
-        ) + _blocks_bytes(self.blocks)
+        return (
+            bytes([self.CODE])
+            + self.idm
+            + self.seq.to_bytes(2, "big")
+            + _services_bytes(self.services)
+            + _blocks_bytes(self.blocks)
+        )
 
     def body(self) -> bytes:
         return self.unsigned()[1:] + self.mac

@@ -22,14 +22,14 @@ from . import secure
 from .errors import CardStatusError, FrameError, SecureMessagingError, WrongCardError
 from .frames import (
     CHALLENGE_SIZE,
-    AuthRead,
-    AuthReadResponse,
-    AuthWrite,
-    AuthWriteResponse,
     Authentication1,
     Authentication1Response,
     Authentication2,
     Authentication2Response,
+    AuthRead,
+    AuthReadResponse,
+    AuthWrite,
+    AuthWriteResponse,
     BlockListElement,
     Frame,
     ServiceCode,
@@ -94,9 +94,7 @@ class HostSession:
         if not self.authenticated:
             raise SecureMessagingError(f"{what} needs a completed mutual authentication")
 
-    def read(
-        self, services: tuple[ServiceCode, ...], blocks: tuple[BlockListElement, ...]
-    ) -> tuple[Self, AuthRead]:
+    def read(self, services: tuple[ServiceCode, ...], blocks: tuple[BlockListElement, ...]) -> tuple[Self, AuthRead]:
         self._require_auth("authenticated Read")
         seq = self.seq + 1
         unsigned = AuthRead(self.idm, seq, services, blocks)

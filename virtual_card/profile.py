@@ -23,7 +23,7 @@ from typing import Self
 
 from .errors import FrameError
 from .frames import BLOCK_SIZE, BlockListElement, ServiceCode
-from .types import KMT_SYSTEM_CODE, CardNo
+from .types import CardNo
 
 KMT_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 COUNTER_MAX = 0xFFFFFF
@@ -236,22 +236,3 @@ class CardInfo:
             PurseBlock.from_bytes(blocks[1]),
             tuple(r for r in records if not r.is_empty),
         )
-
-
-__all__ = [
-    "CARD_INFO",
-    "CARD_INFO_RO",
-    "HISTORY",
-    "HISTORY_RO",
-    "KMT_AREAS",
-    "KMT_SERVICES",
-    "KMT_SYSTEM_CODE",
-    "PURSE",
-    "PURSE_CASHBACK",
-    "PURSE_RO",
-    "CardInfo",
-    "HistoryRecord",
-    "ProcessType",
-    "PurseBlock",
-    "ServiceDef",
-]
