@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from . import secure
@@ -387,7 +387,10 @@ class KmtCard:
         return self._sign(AuthWriteResponse(self._image.idm, 0, 0, cmd.seq), s)
 
     def _sign(self, resp: AuthReadResponse | AuthWriteResponse, s: _Session) -> Frame:
-        return replace(resp, mac=secure.frame_mac(s.session_key, resp.unsigned()))
+        mac = secure.frame_mac(s.session_key, resp.unsigned())
+        if isinstance(resp, AuthReadResponse):
+            return AuthReadResponse(resp.idm, resp.sf1, resp.sf2, resp.seq, resp.blocks, mac)
+        return AuthWriteResponse(resp.idm, resp.sf1, resp.sf2, resp.seq, mac)
 
     def _end_session(self, resp: AuthReadResponse | AuthWriteResponse) -> Frame:
         s = self._session

@@ -13,6 +13,7 @@ numbers in 3-byte block list elements little-endian (tt3.py). The authenticated 
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -177,16 +178,29 @@ class BlockListElement:
         block = (
             cur.u16le(f"block list element {index} block") if long_form else cur.u8(f"block list element {index} block")
         )
-        return cls((d0 & 0x0F), block, (d0 >> 4) & 0x07, long_form)
+        if cls is BlockListElement:
+            return _element(d0, block, long_form)  # type: ignore[return-value]
+        return cls(d0 & 0x0F, block, (d0 >> 4) & 0x07, long_form)
 
 
 def _services_bytes(services: tuple[ServiceCode, ...]) -> bytes:
     return bytes([len(services)]) + b"".join(s.to_bytes() for s in services)
 
 
+@functools.lru_cache(maxsize=4096)
+def _service(code: int) -> ServiceCode:
+    """Service codes are immutable values: parse each one once."""
+    return ServiceCode.from_int(code)
+
+
+@functools.lru_cache(maxsize=4096)
+def _element(d0: int, block: int, long_form: bool) -> BlockListElement:
+    return BlockListElement(d0 & 0x0F, block, (d0 >> 4) & 0x07, long_form)
+
+
 def _read_services(cur: _Cursor) -> tuple[ServiceCode, ...]:
     n = cur.u8("number of services")
-    return tuple(ServiceCode.from_int(cur.u16le(f"service code {i}")) for i in range(n))
+    return tuple(_service(cur.u16le(f"service code {i}")) for i in range(n))
 
 
 def _blocks_bytes(blocks: tuple[BlockListElement, ...]) -> bytes:

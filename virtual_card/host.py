@@ -97,9 +97,8 @@ class HostSession:
     def read(self, services: tuple[ServiceCode, ...], blocks: tuple[BlockListElement, ...]) -> tuple[Self, AuthRead]:
         self._require_auth("authenticated Read")
         seq = self.seq + 1
-        unsigned = AuthRead(self.idm, seq, services, blocks)
-        frame = replace(unsigned, mac=secure.frame_mac(self.session_key, unsigned.unsigned()))
-        return replace(self, seq=seq), frame
+        mac = secure.frame_mac(self.session_key, AuthRead(self.idm, seq, services, blocks).unsigned())
+        return self._next(seq), AuthRead(self.idm, seq, services, blocks, mac)
 
     def write(
         self,
@@ -109,9 +108,13 @@ class HostSession:
     ) -> tuple[Self, AuthWrite]:
         self._require_auth("authenticated Write")
         seq = self.seq + 1
-        unsigned = AuthWrite(self.idm, seq, services, blocks, data)
-        frame = replace(unsigned, mac=secure.frame_mac(self.session_key, unsigned.unsigned()))
-        return replace(self, seq=seq), frame
+        mac = secure.frame_mac(self.session_key, AuthWrite(self.idm, seq, services, blocks, data).unsigned())
+        return self._next(seq), AuthWrite(self.idm, seq, services, blocks, data, mac)
+
+    def _next(self, seq: int) -> Self:
+        return type(self)(
+            self.idm, self.card_key, self.host_challenge, self.card_challenge, self.session_key, self.authenticated, seq
+        )
 
     def _verify(self, resp: AuthReadResponse | AuthWriteResponse, what: str) -> None:
         _check_idm(self.idm, resp.idm, what)
