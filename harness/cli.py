@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "virtual_card.cli",
     "backend.cli",
+    "simulator.cli",
 )
 
 
