@@ -16,6 +16,7 @@ from typing import Self
 
 from .errors import ConfigInvalid
 
+KCI_PREFIX = "/kci/v1"
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TERMINAL_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
@@ -72,7 +73,7 @@ class TerminalCredential:
 @dataclass(frozen=True, slots=True)
 class BackendConfig:
     kci_url: str
-    """KCI base URL including ``/kci/v1``'s parent, e.g. ``http://127.0.0.1:8100`` (``/kci/v1`` is appended)."""
+    """KCI's URL: ``http://host:port`` (``/kci/v1`` is appended) or the API base ``http://host:port/kci/v1``."""
     kci_partner_id: str
     kci_partner_secret: str
     terminals: tuple[TerminalCredential, ...] = ()
@@ -109,7 +110,8 @@ class BackendConfig:
 
     @property
     def kci_base(self) -> str:
-        return self.kci_url.rstrip("/") + "/kci/v1"
+        base = self.kci_url.rstrip("/")
+        return base if base.endswith(KCI_PREFIX) else base + KCI_PREFIX
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Self:
