@@ -258,7 +258,7 @@ def make_handler(name: str, operation: Operation) -> Callable[[web.Request], Awa
                         method=request.method,
                         path=request.path,
                         body=raw,
-                        now=kci.clock.time(),
+                        now=time.time(),
                         skew=kci.service.limits.clock_skew,
                     )
                     data = await operation(kci, partner, Params(body))

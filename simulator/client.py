@@ -25,8 +25,6 @@ class KciClient:
         self.secret = secret
         self._session = session
         self._own = session is None
-        self.clock_offset = 0.0
-        """Added to the real time when signing (follow the simulator's clock after moving it)."""
 
     async def __aenter__(self) -> Self:
         if self._session is None:
@@ -41,7 +39,7 @@ class KciClient:
 
     def headers(self, operation: str, body: bytes) -> dict[str, str]:
         headers = sign_request(
-            self.partner_id, self.secret, "POST", f"{self.path}/{operation}", body, time.time() + self.clock_offset
+            self.partner_id, self.secret, "POST", f"{self.path}/{operation}", body, time.time()
         )
         headers["Content-Type"] = "application/json"
         return headers

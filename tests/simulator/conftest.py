@@ -40,9 +40,10 @@ async def sim(sim_factory: Callable[..., Any]) -> Simulator:
 
 @pytest_asyncio.fixture
 async def driver(sim: Simulator) -> AsyncIterator[Driver]:
-    async with KciClient(sim.url, sim.partner.partner_id, sim.partner.secret) as kci, AdminClient(
-        sim.admin_url
-    ) as admin:
+    async with (
+        KciClient(sim.url, sim.partner.partner_id, sim.partner.secret) as kci,
+        AdminClient(sim.admin_url) as admin,
+    ):
         yield Driver(kci, admin, sim)
 
 

@@ -58,7 +58,12 @@ class Driver:
         return await self.ok(
             "card-info",
             self.base(card)
-            | {"step": 3, "session_id": d1["session_id"], "card_resp": answer.hex(), "sequence_data": d2["sequence_data"]},
+            | {
+                "step": 3,
+                "session_id": d1["session_id"],
+                "card_resp": answer.hex(),
+                "sequence_data": d2["sequence_data"],
+            },
         )
 
     async def reserve(self, card: KmtCard, amount: int = 20_000, ref_no: str | None = None) -> dict[str, Any]:
