@@ -7,7 +7,7 @@ import re
 import pytest
 from sim_driver import Driver, make_card
 
-from virtual_card.frames import AuthRead, AuthWrite, Authentication1, Authentication2, Polling, parse_command
+from virtual_card.frames import Authentication1, Authentication2, AuthRead, AuthWrite, Polling, parse_command
 
 
 @pytest.mark.asyncio
