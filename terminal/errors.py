@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 class TerminalError(Exception):
-    """Root of every error raised by :mod:`terminal`."""
+    """Root of every error raised by :mod:`terminal`; ``step`` names the protocol step, when known."""
+
+    step: str | None = None
 
 
 class ReaderError(TerminalError):
@@ -17,3 +19,21 @@ class CardRemoved(ReaderError):  # noqa: N818 - named after the event, like the 
 
 class CardTimeout(ReaderError):  # noqa: N818 - named after the event
     """The card did not answer within the timeout."""
+
+
+class ProtocolViolation(TerminalError):  # noqa: N818 - named after the broken rule
+    """The backend answered something the seed's API does not allow; the message names the field."""
+
+
+class BackendUnreachable(TerminalError):  # noqa: N818 - named after the event
+    """The backend could not be reached or did not answer in time; the message says what to check."""
+
+
+class StepFailed(TerminalError):  # noqa: N818 - named after the event
+    """The backend refused a step: ``code`` and ``message`` are its ``response`` envelope."""
+
+    def __init__(self, step: str, code: int, message: str) -> None:
+        super().__init__(f"{step}: code {code}: {message}")
+        self.step = step
+        self.code = code
+        self.message = message

@@ -1,0 +1,347 @@
+"""Drivers that run the flows of :mod:`terminal.flow` against a backend and a card reader.
+
+- :class:`TopupTerminal`: synchronous (pytest-bdd steps, scripts, the CLI); HTTP through a
+  :class:`Transport` (:class:`HttpTransport`: stdlib ``http.client`` with keep-alive; Locust plugs
+  its own client in through the same interface).
+- :class:`AsyncTopupTerminal`: asyncio, HTTP through aiohttp; blocking readers run in a thread.
+
+Both record every call (:class:`CallRecord`: step, request, answer, card command and answer,
+latency) and apply the reader retry policy: a card that does not answer is asked again up to
+``retries`` times, except for the write, whose lost answer is never "retried" but reported (the
+top-up becomes suspect and is resumed by running it again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import logging
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
+
+import aiohttp
+
+from backend.auth import bearer_headers, sign_request
+
+from .api import ApiRequest, ApiResponse
+from .errors import BackendUnreachable, CardTimeout, ProtocolViolation, ReaderError, TerminalError
+from .flow import Action, CardExchange, Flow, Identity, TopupResult, topup
+from .readers import DEFAULT_TIMEOUT, CardReader
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class AuthScheme(StrEnum):
+    NONE = "none"
+    BEARER = "bearer"
+    HMAC = "hmac"
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """How the terminal authenticates to the backend (docs/backend-api.md), plus any extra headers."""
+
+    scheme: AuthScheme = AuthScheme.NONE
+    key_id: str = ""
+    secret: str = ""
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def bearer(cls, api_key: str, **extra: str) -> Auth:
+        return cls(AuthScheme.BEARER, "", api_key, extra)
+
+    @classmethod
+    def hmac(cls, key_id: str, secret: str, **extra: str) -> Auth:
+        return cls(AuthScheme.HMAC, key_id, secret, extra)
+
+    def headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self.extra_headers}
+        if self.scheme is AuthScheme.BEARER:
+            headers.update(bearer_headers(self.secret))
+        elif self.scheme is AuthScheme.HMAC:
+            headers.update(sign_request(self.key_id, self.secret, method, path, body))
+        return headers
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One thing the terminal did: a backend call (``kind`` "api") or a card exchange ("card")."""
+
+    kind: str
+    step: str
+    sent: Any
+    received: Any = None
+    code: int | None = None
+    latency: float = 0.0
+    error: str | None = None
+
+
+class Transport(Protocol):
+    """Sends one request; returns (HTTP status, parsed JSON body) or raises BackendUnreachable."""
+
+    def post(self, request: ApiRequest, body: bytes, headers: dict[str, str]) -> tuple[int, Any]: ...
+
+
+class HttpTransport:
+    """Blocking HTTP/1.1 with one kept-alive connection; reconnects once when the server closed it."""
+
+    def __init__(self, base_url: str, *, timeout: float = 15.0) -> None:
+        parsed = urllib.parse.urlsplit(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise TerminalError(f"backend URL must be http(s)://host[:port][/prefix], got {base_url!r}")
+        self._parsed = parsed
+        self._prefix = parsed.path.rstrip("/")
+        self._timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    @property
+    def base_url(self) -> str:
+        return urllib.parse.urlunsplit(self._parsed)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            kind = http.client.HTTPSConnection if self._parsed.scheme == "https" else http.client.HTTPConnection
+            self._conn = kind(self._parsed.hostname or "", self._parsed.port, timeout=self._timeout)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def post(self, request: ApiRequest, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+        path = self._prefix + request.path
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+                status = resp.status
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self.close()
+                if attempt == 2:
+                    raise BackendUnreachable(f"{request.name}: the backend closed the connection ({exc})") from exc
+            except TimeoutError as exc:
+                self.close()
+                raise BackendUnreachable(
+                    f"{request.name}: no answer from {self.base_url} within {self._timeout:.0f} s"
+                ) from exc
+            except OSError as exc:
+                self.close()
+                raise BackendUnreachable(
+                    f"{request.name}: cannot reach the backend at {self.base_url} ({exc.strerror or exc}); "
+                    "is it running, and is the URL right?"
+                ) from exc
+        try:
+            return status, json.loads(raw)
+        except ValueError as exc:
+            raise ProtocolViolation(f"{request.name}: HTTP {status}, body is not JSON: {raw[:80]!r}") from exc
+
+
+def _headers_for(auth: Auth, request: ApiRequest) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(request.body, separators=(",", ":")).encode()
+    return body, auth.headers("POST", request.path, body)
+
+
+class _Driver:
+    """What both drivers share: the reader retry policy and the record of calls."""
+
+    def __init__(self, reader: CardReader, *, retries: int, card_timeout: float) -> None:
+        self.reader = reader
+        self.retries = retries
+        self.card_timeout = card_timeout
+        self.calls: list[CallRecord] = []
+        self.on_call: Callable[[CallRecord], None] | None = None
+
+    def _record(self, record: CallRecord) -> None:
+        self.calls.append(record)
+        if self.on_call is not None:
+            self.on_call(record)
+
+    def _exchange(self, action: CardExchange) -> bytes:
+        attempts = 1 if action.commit else 1 + self.retries
+        for attempt in range(1, attempts + 1):
+            record = CallRecord("card", action.step, action.frame.hex())
+            start = time.perf_counter()
+            try:
+                answer = self.reader.transceive(action.frame, self.card_timeout)
+            except ReaderError as exc:
+                record.latency = time.perf_counter() - start
+                record.error = f"{type(exc).__name__}: {exc}"
+                self._record(record)
+                exc.step = action.step
+                if isinstance(exc, CardTimeout) and attempt < attempts:
+                    log.info("%s: card did not answer, asking again (%d/%d)", action.step, attempt, attempts - 1)
+                    continue
+                raise
+            record.latency = time.perf_counter() - start
+            record.received = answer.hex()
+            self._record(record)
+            return answer
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _api_record(self, request: ApiRequest, status: int, body: Any, latency: float) -> ApiResponse:
+        resp = ApiResponse.parse(status, body, request.name)
+        self._record(CallRecord("api", request.name, request.body, body, resp.code, latency))
+        log.debug("%s -> %d %s", request.name, resp.code, resp.message)
+        return resp
+
+
+class TopupTerminal(_Driver):
+    """A frontend with a card reader, synchronous. One terminal = one tid/mid and its credentials."""
+
+    def __init__(
+        self,
+        transport: Transport | str,
+        reader: CardReader,
+        *,
+        tid: str,
+        mid: str,
+        auth: Auth | None = None,
+        retries: int = 2,
+        card_timeout: float = DEFAULT_TIMEOUT,
+        http_timeout: float = 15.0,
+    ) -> None:
+        super().__init__(reader, retries=retries, card_timeout=card_timeout)
+        self.transport = HttpTransport(transport, timeout=http_timeout) if isinstance(transport, str) else transport
+        self.tid, self.mid = tid, mid
+        self.auth = auth or Auth()
+
+    def identity(self, card_no: str) -> Identity:
+        return Identity(card_no, self.tid, self.mid)
+
+    def call(self, request: ApiRequest) -> ApiResponse:
+        """One backend call, recorded; its code is not judged here."""
+        body, headers = _headers_for(self.auth, request)
+        start = time.perf_counter()
+        try:
+            status, payload = self.transport.post(request, body, headers)
+        except TerminalError as exc:
+            self._record(
+                CallRecord("api", request.name, request.body, None, None, time.perf_counter() - start, str(exc))
+            )
+            exc.step = request.name
+            raise
+        return self._api_record(request, status, payload, time.perf_counter() - start)
+
+    def run(self, flow: Flow[T]) -> T:
+        """Drive a flow to its end; I/O errors are thrown into the flow, which decides what they mean."""
+        try:
+            action: Action = next(flow)
+            while True:
+                try:
+                    result: Any = self.call(action) if isinstance(action, ApiRequest) else self._exchange(action)
+                except (ReaderError, BackendUnreachable, ProtocolViolation) as exc:
+                    action = flow.throw(exc)
+                    continue
+                action = flow.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()
+
+    def topup(self, card_no: str, amount: int, *, invoice_no: str | None = None) -> TopupResult:
+        """A whole top-up (or the resumption of an interrupted one); see :func:`terminal.flow.topup`."""
+        return self.run(topup(self.identity(card_no), amount, invoice_no=invoice_no))
+
+    def close(self) -> None:
+        close = getattr(self.transport, "close", None)
+        if callable(close):
+            close()
+
+
+class AsyncTopupTerminal(_Driver):
+    """The same terminal for asyncio code: aiohttp for HTTP, the reader in a worker thread."""
+
+    def __init__(
+        self,
+        base_url: str,
+        reader: CardReader,
+        *,
+        tid: str,
+        mid: str,
+        auth: Auth | None = None,
+        retries: int = 2,
+        card_timeout: float = DEFAULT_TIMEOUT,
+        http_timeout: float = 15.0,
+        session: aiohttp.ClientSession | None = None,
+        reader_in_thread: bool = True,
+    ) -> None:
+        super().__init__(reader, retries=retries, card_timeout=card_timeout)
+        self.base_url = base_url.rstrip("/")
+        self.tid, self.mid = tid, mid
+        self.auth = auth or Auth()
+        self._timeout = aiohttp.ClientTimeout(total=http_timeout)
+        self._session = session
+        self._own_session = session is None
+        self._reader_in_thread = reader_in_thread
+
+    async def __aenter__(self) -> AsyncTopupTerminal:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def identity(self, card_no: str) -> Identity:
+        return Identity(card_no, self.tid, self.mid)
+
+    async def call(self, request: ApiRequest) -> ApiResponse:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        body, headers = _headers_for(self.auth, request)
+        start = time.perf_counter()
+        try:
+            async with self._session.post(self.base_url + request.path, data=body, headers=headers) as resp:
+                status = resp.status
+                raw = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = BackendUnreachable(
+                f"{request.name}: cannot reach the backend at {self.base_url} ({type(exc).__name__}: {exc})"
+            )
+            error.step = request.name
+            self._record(
+                CallRecord("api", request.name, request.body, None, None, time.perf_counter() - start, str(error))
+            )
+            raise error from exc
+        try:
+            payload = json.loads(raw)
+        except ValueError as exc:
+            raise ProtocolViolation(f"{request.name}: HTTP {status}, body is not JSON: {raw[:80]!r}") from exc
+        return self._api_record(request, status, payload, time.perf_counter() - start)
+
+    async def run(self, flow: Flow[T]) -> T:
+        try:
+            action: Action = next(flow)
+            while True:
+                try:
+                    if isinstance(action, ApiRequest):
+                        result: Any = await self.call(action)
+                    elif self._reader_in_thread:
+                        result = await asyncio.to_thread(self._exchange, action)
+                    else:
+                        result = self._exchange(action)
+                except (ReaderError, BackendUnreachable, ProtocolViolation) as exc:
+                    action = flow.throw(exc)
+                    continue
+                action = flow.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()
+
+    async def topup(self, card_no: str, amount: int, *, invoice_no: str | None = None) -> TopupResult:
+        return await self.run(topup(self.identity(card_no), amount, invoice_no=invoice_no))
