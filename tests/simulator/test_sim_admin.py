@@ -18,10 +18,10 @@ from virtual_card.card import KmtCard
 from virtual_card.factory import make_card_image
 
 
-async def post_raw(driver: Driver, op: str, body: dict[str, Any], timeout: float = 5.0) -> tuple[int, bytes]:
+async def post_raw(driver: Driver, op: str, body: dict[str, Any], wait: float = 5.0) -> tuple[int, bytes]:
     data = json.dumps(body).encode()
     async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=wait)) as http,
         http.post(f"{driver.sim.url}/{op}", data=data, headers=driver.kci.headers(op, data)) as resp,
     ):
         return resp.status, await resp.read()
@@ -186,7 +186,7 @@ async def test_reset_and_hang_faults(driver: Driver) -> None:
         await post_raw(driver, "card-info", body)
     await driver.admin.add_fault(kind="hang", operation="card-info", nth=1)
     with pytest.raises(TimeoutError):
-        await post_raw(driver, "card-info", body, timeout=0.3)
+        await post_raw(driver, "card-info", body, wait=0.3)
     assert (await driver.kci.call("card-info", body))["code"] == 200
     entries = await driver.admin.journal()
     assert [e["status"] for e in entries] == [None, None, 200]

@@ -129,8 +129,8 @@ async def test_undecidable_recovery_writes_nothing(driver: Driver) -> None:
 async def test_superseded_session_cannot_go_on(driver: Driver) -> None:
     card = make_card(0)
     await driver.reserve(card, 20_000)
-    env_a, datas_a = await driver.load_steps(card, until=4)
-    env_b, datas_b = await driver.load_steps(card, until=4)  # a newer run for the same reservation
+    _, datas_a = await driver.load_steps(card, until=4)
+    await driver.load_steps(card, until=4)  # a newer run for the same reservation
     answer = card.handle(bytes.fromhex(datas_a[-1]["command"]))  # session A's read: the card is in B's session
     body = driver.base(card) | {
         "step": 5,
