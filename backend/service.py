@@ -22,12 +22,12 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import Code, KciProtocolError, KciRejected, KciUnavailable, SessionOtherCard, SessionUnknown
 from .kci_client import KciClient
-from .store import Status, Store, StoredAnswer, Transaction
+from .store import AnswerRecord, Status, Store, StoredAnswer, Transaction
 from .validation import CardCheckRequest, ConfirmRequest, PendingRequest, Request, UpdateRequest
 
 log = logging.getLogger("backend.service")
@@ -122,7 +122,24 @@ class TopupService:
         return Outcome(stored.message, stored.data, replayed=True)
 
     async def _remember(self, scope: str, endpoint: str, step: int, request_hash: str, outcome: Outcome) -> Outcome:
-        await self._store.save_answer(scope, endpoint, step, request_hash, message=outcome.message, data=outcome.data)
+        await self._store.save_answer(AnswerRecord(scope, endpoint, step, request_hash, outcome.message, outcome.data))
+        return outcome
+
+    async def _commit_step(
+        self,
+        transaction: Transaction,
+        changes: dict[str, Any],
+        answer: Callable[[Transaction], Outcome],
+        record: tuple[str, str, int, str],
+    ) -> Outcome:
+        """Build the answer from the state after ``changes`` and write both in one commit."""
+        outcome = answer(replace(transaction, **changes))
+        scope, endpoint, step, request_hash = record
+        await self._store.update_transaction(
+            transaction.reff_no,
+            answer=AnswerRecord(scope, endpoint, step, request_hash, outcome.message, outcome.data),
+            **changes,
+        )
         return outcome
 
     # -- card-check -------------------------------------------------------------------------------
@@ -246,7 +263,7 @@ class TopupService:
         status = transaction.status
         if kci_status in {s.value for s in Status} and kci_status not in (Status.NEW, Status.REJECTED):
             status = Status(kci_status)
-        changes: dict[str, object] = {
+        changes: dict[str, Any] = {
             "reservation_number": number,
             "status": status,
             "suspect": suspect,
@@ -299,13 +316,12 @@ class TopupService:
             replay = await self._replay(scope, "update", request.step, digest, windowed=request.step == 1)
             if replay is not None:
                 return replay
+            record = (scope, "update", request.step, digest)
             if request.step == 1:
-                outcome = await self._update_first(request)
-            else:
-                outcome = await self._update_next(request)
-            return await self._remember(scope, "update", request.step, digest, outcome)
+                return await self._update_first(request, record)
+            return await self._update_next(request, record)
 
-    async def _update_first(self, request: UpdateRequest) -> Outcome:
+    async def _update_first(self, request: UpdateRequest, record: tuple[str, str, int, str]) -> Outcome:
         operation = "load-balance"
         payload: dict[str, Any] = {
             "card_no": request.card_no,
@@ -323,19 +339,23 @@ class TopupService:
             inquiry = await self._kci.call("reservation/inquiry", {"reservation_number": number})
             transaction = await self._adopt(inquiry, request, "reservation/inquiry")
         block = _command_block(data, operation)
-        transaction = await self._store.update_transaction(
-            transaction.reff_no,
-            session_id=block["session_id"],
-            step=1,
-            prev_balance=request.prev_balance,
-            balance=request.prev_balance,
-            status=transaction.status if transaction.suspect else Status.LOADING,
-            last_code=int(Code.OK),
-            last_message=None,
+        changes: dict[str, Any] = {
+            "session_id": block["session_id"],
+            "step": 1,
+            "prev_balance": request.prev_balance,
+            "balance": request.prev_balance,
+            "status": transaction.status if transaction.suspect else Status.LOADING,
+            "last_code": int(Code.OK),
+            "last_message": None,
+        }
+        return await self._commit_step(
+            transaction,
+            changes,
+            lambda after: self._update_outcome(request, data, block, after, request.prev_balance),
+            record,
         )
-        return self._update_outcome(request, data, block, transaction, request.prev_balance)
 
-    async def _update_next(self, request: UpdateRequest) -> Outcome:
+    async def _update_next(self, request: UpdateRequest, record: tuple[str, str, int, str]) -> Outcome:
         operation = "load-balance"
         transaction = await self._session_transaction(request, request.session_id)
         was_suspect = transaction.suspect
@@ -361,11 +381,11 @@ class TopupService:
         try:
             data = await self._kci.call(operation, payload)
         except KciRejected as exc:
-            changes: dict[str, object] = {"last_code": exc.response_code, "last_message": str(exc)}
+            failure: dict[str, Any] = {"last_code": exc.response_code, "last_message": str(exc)}
             if request.step == WRITE_STEP and not was_suspect and exc.response_code < 500:
                 # KCI refused before issuing the write: nothing can have reached the card.
-                changes.update(status=Status.LOADING, suspect=False)
-            await self._store.update_transaction(transaction.reff_no, **changes)
+                failure.update(status=Status.LOADING, suspect=False)
+            await self._store.update_transaction(transaction.reff_no, **failure)
             raise
         except KciUnavailable as exc:
             await self._store.update_transaction(transaction.reff_no, last_code=exc.code, last_message=str(exc))
@@ -374,39 +394,46 @@ class TopupService:
             raise
         if request.step < LAST_UPDATE_STEP:
             block = _command_block(data, operation)
-            transaction = await self._store.update_transaction(
-                transaction.reff_no,
-                step=request.step,
-                balance=request.balance,
-                last_code=int(Code.OK),
-                last_message=None,
+            changes: dict[str, Any] = {
+                "step": request.step,
+                "balance": request.balance,
+                "last_code": int(Code.OK),
+                "last_message": None,
+            }
+            return await self._commit_step(
+                transaction,
+                changes,
+                lambda after: self._update_outcome(request, data, block, after, request.balance),
+                record,
             )
-            return self._update_outcome(request, data, block, transaction, request.balance)
         new_balance = _number(data, "balance", operation)
-        transaction = await self._store.update_transaction(
-            transaction.reff_no,
-            step=LAST_UPDATE_STEP,
-            status=Status.LOADED,
-            suspect=False,
-            balance=new_balance,
-            prev_balance=_number(data, "prev_balance", operation),
-            load_balance_number=_text(data, "load_balance_number", operation),
-            last_code=int(Code.OK),
-            last_message=None,
-        )
-        block = {
+        changes = {
+            "step": LAST_UPDATE_STEP,
+            "status": Status.LOADED,
+            "suspect": False,
+            "balance": new_balance,
+            "prev_balance": _number(data, "prev_balance", operation),
+            "load_balance_number": _text(data, "load_balance_number", operation),
+            "last_code": int(Code.OK),
+            "last_message": None,
+        }
+        final_block = {
             "command_len": 0,
             "command": "",
             "sequence_data": "",
             "session_id": _text(data, "session_id", operation),
         }
-        outcome = self._update_outcome(request, data, block, transaction, new_balance)
-        outcome.data.update(
-            load_balance_number=transaction.load_balance_number,
-            prev_balance=transaction.prev_balance,
-            status=Status.LOADED.value,
-        )
-        return outcome
+
+        def loaded(after: Transaction) -> Outcome:
+            outcome = self._update_outcome(request, data, final_block, after, new_balance)
+            outcome.data.update(
+                load_balance_number=after.load_balance_number,
+                prev_balance=after.prev_balance,
+                status=Status.LOADED.value,
+            )
+            return outcome
+
+        return await self._commit_step(transaction, changes, loaded, record)
 
     async def _session_transaction(self, request: Request, session_id: str | None) -> Transaction:
         if session_id is None:

@@ -144,6 +144,18 @@ class StoredAnswer:
     created_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class AnswerRecord:
+    """An answer to keep as the flow's last one (written in the same commit as the state it reports)."""
+
+    scope: str
+    endpoint: str
+    step: int
+    request_hash: str
+    message: str
+    data: dict[str, Any]
+
+
 _COLUMNS = frozenset(f.name for f in fields(Transaction))
 
 
@@ -252,18 +264,24 @@ class Store:
             raise StoreFailed(f"transaction with {column}={value} vanished")
         return Transaction.from_row(row)
 
-    async def update_transaction(self, reff_no: str, **changes: object) -> Transaction:
+    async def update_transaction(
+        self, reff_no: str, *, answer: AnswerRecord | None = None, **changes: object
+    ) -> Transaction:
+        """Apply ``changes`` and, in the same commit, keep ``answer`` as its flow's last answer."""
         unknown = set(changes) - _COLUMNS - {"reff_no", "created_at"}
         if unknown or "reff_no" in changes:
             raise StoreFailed(f"cannot update columns {sorted(unknown | ({'reff_no'} & set(changes)))}")
         values: dict[str, object] = {}
         for key, value in changes.items():
             values[key] = value.value if isinstance(value, Status) else int(value) if isinstance(value, bool) else value
-        values["updated_at"] = self._clock()
+        now = self._clock()
+        values["updated_at"] = now
         assignments = ", ".join(f"{key} = ?" for key in values)
 
         def update(conn: sqlite3.Connection) -> Transaction:
             conn.execute(f"UPDATE transactions SET {assignments} WHERE reff_no = ?", (*values.values(), reff_no))
+            if answer is not None:
+                self._upsert_answer(conn, answer, now)
             return self._get(conn, "reff_no", reff_no)
 
         return await self._run(lambda: self._write(update))
@@ -306,22 +324,27 @@ class Store:
 
         return await self._run(select)
 
-    async def save_answer(
-        self, scope: str, endpoint: str, step: int, request_hash: str, *, message: str, data: dict[str, Any]
-    ) -> None:
-        encoded = json.dumps(data, separators=(",", ":"))
+    async def save_answer(self, answer: AnswerRecord) -> None:
         now = self._clock()
+        await self._run(lambda: self._write(lambda conn: self._upsert_answer(conn, answer, now)))
 
-        def upsert(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO answers (scope, endpoint, step, request_hash, message, data, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE SET endpoint = excluded.endpoint,"
-                " step = excluded.step, request_hash = excluded.request_hash, message = excluded.message,"
-                " data = excluded.data, created_at = excluded.created_at",
-                (scope, endpoint, step, request_hash, message, encoded, now),
-            )
-
-        await self._run(lambda: self._write(upsert))
+    @staticmethod
+    def _upsert_answer(conn: sqlite3.Connection, answer: AnswerRecord, now: float) -> None:
+        conn.execute(
+            "INSERT INTO answers (scope, endpoint, step, request_hash, message, data, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE SET endpoint = excluded.endpoint,"
+            " step = excluded.step, request_hash = excluded.request_hash, message = excluded.message,"
+            " data = excluded.data, created_at = excluded.created_at",
+            (
+                answer.scope,
+                answer.endpoint,
+                answer.step,
+                answer.request_hash,
+                answer.message,
+                json.dumps(answer.data, separators=(",", ":")),
+                now,
+            ),
+        )
 
     async def confirmation(self, session_id: str) -> StoredAnswer | None:
         def select() -> StoredAnswer | None:
