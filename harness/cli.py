@@ -11,6 +11,7 @@ from collections.abc import Sequence
 # ``func`` in the parsed namespace and returns the process exit status.
 COMMAND_MODULES: tuple[str, ...] = (
     "virtual_card.cli",
+    "harness.cli_stack",
     "backend.cli",
     "simulator.cli",
 )

@@ -75,27 +75,34 @@ class InProcessReader:
         card = self._card
         return card is not None and card.powered
 
-    def transceive(self, frame: bytes, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+    def exchange(self, frame: bytes, timeout: float = DEFAULT_TIMEOUT) -> tuple[float, bytes | ReaderError]:
+        """Run one frame without waiting: (seconds the answer is held back, answer or error).
+
+        Async transports (the HTTP virtual reader) wait with ``asyncio.sleep``; :meth:`transceive` sleeps.
+        """
         with self._lock:
             card = self._card
             if card is None or not card.powered:
-                raise CardRemoved("no card in the reader's field")
+                return 0.0, CardRemoved("no card in the reader's field")
             reply = card.process(with_len(frame))
             if reply.removed:
                 self._card = None
-                raise CardRemoved("the card left the field during the exchange")
+                return 0.0, CardRemoved("the card left the field during the exchange")
         log.debug(">> %s", frame.hex())
-        if reply.delay:
-            if reply.delay > timeout:
-                if self._sleep:
-                    time.sleep(timeout)
-                raise CardTimeout(f"no answer within {timeout:.3f} s (the card needs {reply.delay:.3f} s)")
-            if self._sleep:
-                time.sleep(reply.delay)
+        if reply.delay > timeout:
+            return timeout, CardTimeout(f"no answer within {timeout:.3f} s (the card needs {reply.delay:.3f} s)")
         if reply.data is None:
-            raise CardTimeout(f"the card did not answer {frame[:2].hex()}...")
+            return 0.0, CardTimeout(f"the card did not answer {frame[:2].hex()}...")
         log.debug("<< %s", reply.data.hex())
-        return reply.data
+        return reply.delay, reply.data
+
+    def transceive(self, frame: bytes, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+        wait, outcome = self.exchange(frame, timeout)
+        if wait and self._sleep:
+            time.sleep(wait)
+        if isinstance(outcome, ReaderError):
+            raise outcome
+        return outcome
 
 
 class HttpReader:
