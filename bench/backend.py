@@ -157,6 +157,26 @@ async def drive(topups: int, concurrency: int, one: Callable[[int], Awaitable[No
     return topups / (time.perf_counter() - started)
 
 
+def via_kci(
+    kci: KciClient, cards: list[KmtCard], numbers: list[str], offset: int, timings: Timings
+) -> Callable[[int], Awaitable[None]]:
+    async def one(i: int) -> None:
+        n = offset + i
+        await topup_via_kci(kci, cards[n], numbers[n], timings, f"BENCH{n:08d}")
+
+    return one
+
+
+def via_backend(
+    session: aiohttp.ClientSession, url: str, cards: list[KmtCard], numbers: list[str], *, offset: int, timings: Timings
+) -> Callable[[int], Awaitable[None]]:
+    async def one(i: int) -> None:
+        n = offset + i
+        await topup_via_backend(session, url, cards[n], numbers[n], timings)
+
+    return one
+
+
 async def bench(topups: int, concurrency: int) -> None:
     cards_needed = 2 * topups
     config = Config(seed=SEED, cards=cards_needed, card_balance=BALANCE, journal=False)
@@ -182,19 +202,11 @@ async def bench(topups: int, concurrency: int) -> None:
                         half = topups // 2
                         kci_t: Timings = defaultdict(list)
                         be_t: Timings = defaultdict(list)
-                        kci_rate = await drive(
-                            half,
-                            conc,
-                            lambda i, t=kci_t, o=offset: topup_via_kci(
-                                kci, virtual[o + i], numbers[o + i], t, f"BENCH{o + i:08d}"
-                            ),
-                        )
+                        kci_rate = await drive(half, conc, via_kci(kci, virtual, numbers, offset, kci_t))
                         be_rate = await drive(
                             half,
                             conc,
-                            lambda i, t=be_t, o=offset + topups: topup_via_backend(
-                                session, backend.url, virtual[o + i], numbers[o + i], t
-                            ),
+                            via_backend(session, backend.url, virtual, numbers, offset=offset + topups, timings=be_t),
                         )
                         results[f"KCI alone, {label}"] = (kci_rate, kci_t)
                         results[f"backend, {label}"] = (be_rate, be_t)
