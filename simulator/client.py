@@ -38,9 +38,7 @@ class KciClient:
             await self._session.close()
 
     def headers(self, operation: str, body: bytes) -> dict[str, str]:
-        headers = sign_request(
-            self.partner_id, self.secret, "POST", f"{self.path}/{operation}", body, time.time()
-        )
+        headers = sign_request(self.partner_id, self.secret, "POST", f"{self.path}/{operation}", body, time.time())
         headers["Content-Type"] = "application/json"
         return headers
 

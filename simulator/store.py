@@ -105,7 +105,7 @@ class Store:
         self._table(kind)[_key(obj)] = obj
         if isinstance(obj, Reservation):
             self._index(obj)
-        self._write(kind, _key(obj), obj.to_doc())
+        self._write(kind, _key(obj), obj)
 
     def delete(self, obj: Doc) -> None:
         kind = _kind(obj)
@@ -114,7 +114,7 @@ class Store:
 
     def append_ledger(self, entry: LedgerEntry) -> None:
         self.ledger.append(entry)
-        self._write("ledger", f"{entry.seq:012d}", entry.to_doc())
+        self._write("ledger", f"{entry.seq:012d}", entry)
 
     def set_meta(self, name: str, value: Any) -> None:
         self.meta[name] = value
@@ -156,7 +156,7 @@ class Store:
     # -- persistence hooks -------------------------------------------------------------------
 
     def _write(self, kind: str, key: str, doc: Any) -> None:
-        """Persist one change; ``doc`` None deletes."""
+        """Persist one change: a record (a :class:`Doc`), a JSON value (meta), or None to delete."""
 
     def _clear(self) -> None:
         """Delete every persisted record."""
@@ -205,6 +205,8 @@ class SqliteStore(Store):
             numbers.sort(key=lambda n: self.reservations[n].trx_time)
 
     def _write(self, kind: str, key: str, doc: Any) -> None:
+        if isinstance(doc, Doc):
+            doc = doc.to_doc()
         if doc is None:
             self._db.execute("DELETE FROM record WHERE kind = ? AND key = ?", (kind, key))
         else:
