@@ -40,25 +40,27 @@ def envelope(code: int, message: str, started: float, data: dict[str, Any] | Non
 
 
 def decode_body(content_type: str, body: bytes) -> Mapping[str, Any]:
-    """A JSON object or form fields; an empty body is no parameters (each missing one is then named)."""
-    if not body.strip():
+    """A JSON object or form fields; an empty body is no parameters (each missing one is then named).
+
+    A body that starts with ``{`` or ``[`` is JSON whatever its Content-Type (``curl -d '{...}'`` and some
+    frontends label JSON as a form); otherwise form fields, unless the Content-Type says JSON.
+    """
+    stripped = body.strip()
+    if not stripped:
         return {}
-    if content_type == "application/x-www-form-urlencoded":
+    if stripped[:1] in (b"{", b"[") or content_type == "application/json":
         try:
-            text = body.decode("utf-8")
-            pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ParameterInvalid("body", "form encoding is malformed") from exc
-        return dict(pairs)
-    if content_type not in ("application/json", "", "application/octet-stream", "text/plain"):
-        raise ParameterInvalid("body", f"Content-Type {content_type} not supported (JSON or form)")
+            params = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ParameterInvalid("body", f"not valid JSON ({exc})") from exc
+        if not isinstance(params, dict):
+            raise ParameterInvalid("body", "must be a JSON object")
+        return params
     try:
-        params = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ParameterInvalid("body", f"not valid JSON ({exc})") from exc
-    if not isinstance(params, dict):
-        raise ParameterInvalid("body", "must be a JSON object")
-    return params
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ParameterInvalid("body", "neither a JSON object nor form fields") from exc
+    return dict(pairs)
 
 
 def topup_handler(

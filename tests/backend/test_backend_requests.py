@@ -186,3 +186,14 @@ async def test_health_needs_no_credentials(http: aiohttp.ClientSession, backend:
     async with http.get(backend.url + "/health") as response:
         assert response.status == 200
         assert await response.json() == {"status": "ok"}
+
+
+@pytest.mark.asyncio
+async def test_json_labelled_as_form_is_read_as_json(
+    http: aiohttp.ClientSession, backend: RunningBackend, sim: Simulator
+) -> None:
+    body = json.dumps({**BASE, "card_no": "9999999999999999", "step": 1}).encode()
+    headers = {**bearer_headers(TERMINAL.secret), "Content-Type": "application/x-www-form-urlencoded"}
+    async with http.post(backend.url + "/topup-kci/card-check", data=body, headers=headers) as response:
+        answer = await response.json()
+    assert answer["response"]["code"] == 413  # parsed, authenticated and asked of KCI

@@ -165,3 +165,21 @@ def test_cli_options_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert config.terminals[0].tid == "T1"
     memory = build_config(parser.parse_args(["backend", "--db", ":memory:"]))
     assert memory.db_path is None
+
+
+def test_decode_body_reads_json_and_forms() -> None:
+    from backend.api import decode_body
+    from backend.errors import ParameterInvalid
+
+    assert decode_body("application/x-www-form-urlencoded", b"card_no=1&step=2") == {"card_no": "1", "step": "2"}
+    assert decode_body("application/x-www-form-urlencoded", b' {"step": 2}') == {"step": 2}
+    assert decode_body("text/plain", b"step=3") == {"step": "3"}
+    assert decode_body("application/json", b"  ") == {}
+    for content_type, raw in [
+        ("application/x-www-form-urlencoded", b"a=1&&b"),
+        ("application/x-www-form-urlencoded", b"\xff=1"),
+        ("application/json", b"step=1"),
+        ("text/plain", b"[1]"),
+    ]:
+        with pytest.raises(ParameterInvalid, match=r"^body: "):
+            decode_body(content_type, raw)
