@@ -49,6 +49,7 @@ from virtual_card.dialects import (
 from virtual_card.frames import add_len, has_len
 
 from .errors import CardRemoved, CardTimeout, ReaderError
+from .readers import DEFAULT_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,10 @@ def _hresult(code: int) -> str:
 
 
 class PcscReader:
-    """One PC/SC reader, by name (exact, else the first whose name starts with it; None = the first)."""
+    """One PC/SC reader, by name (exact, else the first whose name starts with it; None = the first).
+
+    Implements :class:`terminal.readers.CardReader`.
+    """
 
     def __init__(
         self,
@@ -112,7 +116,7 @@ class PcscReader:
 
     # -- public API -------------------------------------------------------------------------
 
-    def transceive(self, frame: bytes, timeout: float) -> bytes:
+    def transceive(self, frame: bytes, timeout: float = DEFAULT_TIMEOUT) -> bytes:
         """Send one FeliCa frame, return the card's answer (with LEN)."""
         if not frame:
             raise ReaderError("transceive: empty frame")

@@ -9,6 +9,7 @@ import pytest
 
 from terminal.errors import CardRemoved, CardTimeout, ReaderError
 from terminal.pcsc_reader import Dialect, PcscReader
+from terminal.readers import CardReader
 from tests.pcsc.conftest import SLOT_PORTS
 from virtual_card.card import FELICA_ATR, KmtCard
 from virtual_card.faults import Fault, FaultKind
@@ -46,6 +47,7 @@ def test_transceive_in_every_dialect(
     card = make_card()
     insert(card)
     reader = open_reader(dialect)
+    assert isinstance(reader, CardReader)
     assert reader.wait_for_card(3.0)
     assert reader.idm() == card.idm
     assert reader.pmm() == card.pmm
