@@ -63,7 +63,12 @@ class Frontend:
     calls: list[tuple[str, dict[str, Any], Answer]] = field(default_factory=list)
 
     async def post(
-        self, endpoint: str, params: dict[str, Any], *, headers: dict[str, str] | None = None, raw: bytes | None = None
+        self,
+        endpoint: str,
+        params: dict[str, Any],
+        *,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
     ) -> Answer:
         path = f"/topup-kci/{endpoint}"
         if raw is not None:
@@ -81,7 +86,9 @@ class Frontend:
             else:
                 headers = sign_request(self.terminal.key_id, self.terminal.secret, "POST", path, body)
         async with self.session.post(
-            self.base_url + path, data=body, headers={**headers, "Content-Type": content_type}
+            self.base_url + path,
+            data=body,
+            headers={**headers, "Content-Type": content_type},
         ) as response:
             raw_answer = await response.read()
             answer = Answer(response.status, json.loads(raw_answer), dict(response.headers))

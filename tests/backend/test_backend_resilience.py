@@ -330,3 +330,26 @@ async def test_refused_write_request_lifts_the_suspect_mark(
     assert refused.code == 428
     [transaction] = await backend.store.transactions(card_no)
     assert (transaction.status, transaction.suspect, transaction.last_code) == (Status.LOADING, False, 428)
+
+
+@pytest.mark.asyncio
+async def test_frontend_gone_during_the_write_step_then_retrying(
+    frontend: Frontend, sim: Simulator, backend: RunningBackend, card_for: CardFor
+) -> None:
+    card, card_no = card_for(11)
+    await frontend.post("pending", {**frontend.base(card_no), "amount": 10_000})
+    answers = await update_steps(frontend, card, card_no, START_BALANCE, last=4)
+    params = next_params(frontend, card, card_no, answers[-1], 5)
+    async with AdminClient(sim.admin_url) as admin:
+        await admin.add_fault(kind="delay", delay_ms=300, operation="load-balance", step=5, times=1)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await frontend.post("update", params)
+    [transaction] = await backend.store.transactions(card_no)
+    assert (transaction.status, transaction.suspect) == (Status.IN_PROGRESS, True)
+    await asyncio.sleep(0.4)  # the backend finishes the KCI call although nobody waits for it
+    calls = kci_calls(sim)
+    retried = await frontend.post("update", params)
+    assert retried.code == 200 and retried.replayed and kci_calls(sim) == calls
+    rest = await update_steps(frontend, card, card_no, START_BALANCE, first=6, previous=retried)
+    assert rest[-1].data["balance"] == START_BALANCE + 10_000
