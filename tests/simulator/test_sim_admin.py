@@ -281,3 +281,12 @@ async def test_concurrent_admin_and_api_use(driver: Driver) -> None:
     assert all(r["status"] == "SUCCESS" for r in results)
     report = await driver.admin.reconcile([{"card_no": c.card_no, "balance": c.balance, "fares": 0} for c in cards])
     assert report["ok"] is True and len(report["cards"]) == 4
+
+
+@pytest.mark.asyncio
+async def test_cli_describe_lists_credentials_and_cards(sim: Any) -> None:
+    from simulator.cli import describe
+
+    text = describe(sim)
+    assert sim.url in text and sim.partner.secret in text and sim.partner.tid in text
+    assert make_card(3).card_no in text
