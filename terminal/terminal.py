@@ -216,6 +216,12 @@ class TopupTerminal(_Driver):
         self.tid, self.mid = tid, mid
         self.auth = auth or Auth()
 
+    def __enter__(self) -> TopupTerminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def identity(self, card_no: str) -> Identity:
         return Identity(card_no, self.tid, self.mid)
 

@@ -1,0 +1,118 @@
+"""The whole top-up end to end through the embedded stack, with the money invariant after each test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from harness.stack import Stack, StackConfig, embedded_stack
+from terminal.flow import Outcome
+from terminal.terminal import TopupTerminal
+from virtual_card.card import KmtCard
+from virtual_card.faults import Fault, FaultKind
+
+Reconcile = Callable[[list[str]], dict[str, Any]]
+MakeTerminal = Callable[..., TopupTerminal]
+
+
+def assert_money_holds(reconcile: Reconcile, *cards: KmtCard) -> None:
+    report = reconcile([c.card_no for c in cards])
+    assert report["ok"], report["findings"]
+
+
+def test_one_topup(kmt_card: KmtCard, kmt_terminal: MakeTerminal, kmt_reconcile: Reconcile) -> None:
+    terminal = kmt_terminal(kmt_card.card_no)
+    result = terminal.topup(kmt_card.card_no, 10_000)
+    assert result.outcome is Outcome.SUCCESS, result.message
+    assert (result.balance_before, result.balance_after) == (50_000, 60_000)
+    assert kmt_card.balance == 60_000
+    assert result.reservation_number and result.reservation_number.startswith("RBLP")
+    assert result.load_balance_number and result.load_balance_number.startswith("LBLP")
+    steps = [c.step for c in terminal.calls if c.kind == "api"]
+    assert steps == [
+        "card-check 1", "card-check 2", "card-check 3", "pending",
+        *(f"update {i}" for i in range(1, 8)), "confirm",
+    ]  # fmt: skip
+    assert [c.step for c in terminal.calls if c.kind == "card"] == [
+        "card-check 1", "card-check 2", *(f"update {i}" for i in range(1, 7)),
+    ]  # fmt: skip
+    assert all(c.code == 200 and c.latency > 0 for c in terminal.calls if c.kind == "api")
+    assert_money_holds(kmt_reconcile, kmt_card)
+
+
+def test_hundred_sequential_topups_on_one_card(
+    kmt_card: KmtCard, kmt_terminal: MakeTerminal, kmt_reconcile: Reconcile
+) -> None:
+    terminal = kmt_terminal(kmt_card.card_no)
+    numbers = set()
+    for i in range(100):
+        result = terminal.topup(kmt_card.card_no, 10_000)
+        assert result.ok, f"top-up {i}: {result.failed_step} {result.code} {result.message}"
+        numbers.add(result.load_balance_number)
+        assert result.balance_after == 50_000 + 10_000 * (i + 1)
+    assert len(numbers) == 100
+    assert kmt_card.balance == 1_050_000
+    assert_money_holds(kmt_reconcile, kmt_card)
+
+
+def test_fifty_cards_in_parallel() -> None:
+    async def scenario() -> None:
+        async with embedded_stack(StackConfig(seed=11, cards=50)) as stack:
+            terminals = [stack.async_terminal(n) for n in stack.card_nos]
+            results = await asyncio.gather(
+                *(t.topup(t.identity(n).card_no, 20_000) for t, n in zip(terminals, stack.card_nos, strict=True))
+            )
+            for t in terminals:
+                await t.close()
+            assert [r.outcome for r in results] == [Outcome.SUCCESS] * 50
+            assert all(stack.card(n).balance == 70_000 for n in stack.card_nos)
+            report = await stack.reconcile()
+            assert report["ok"], report["findings"]
+
+    asyncio.run(scenario())
+
+
+def test_refused_step_is_reported_with_its_code(kmt_card: KmtCard, kmt_terminal: MakeTerminal) -> None:
+    result = kmt_terminal(kmt_card.card_no).topup(kmt_card.card_no, 5_000)  # below the Rp 10,000 minimum
+    assert (result.outcome, result.failed_step, result.code) == (Outcome.FAILED, "pending", 418)
+    assert kmt_card.balance == 50_000
+
+
+CARD_COMMANDS = ["card-check 1", "card-check 2", "update 1", "update 2", "update 3", "update 4", "update 5", "update 6"]
+
+
+@pytest.mark.parametrize("kind", [FaultKind.NO_ANSWER, FaultKind.LOSE_ANSWER], ids=["before", "after"])
+@pytest.mark.parametrize("position", range(1, 9), ids=CARD_COMMANDS)
+def test_card_removed_at_each_command_then_resumed(
+    kmt_card: KmtCard,
+    kmt_terminal: MakeTerminal,
+    kmt_stack: Stack,
+    kmt_reconcile: Reconcile,
+    kind: FaultKind,
+    position: int,
+) -> None:
+    """Removal before or after each card command; putting the card back and running the top-up again
+    finishes it exactly once: never lost, never doubled."""
+    terminal = kmt_terminal(kmt_card.card_no)
+    kmt_card.faults.add(Fault(kind, nth=position))
+    first = terminal.topup(kmt_card.card_no, 10_000)
+    command = CARD_COMMANDS[position - 1]
+    assert first.failed_step == command
+    write_sent = command == "update 5"  # update 5's command is the write
+    after_write = command == "update 6"
+    if write_sent or after_write:
+        assert first.outcome is Outcome.SUSPECT
+    else:
+        assert first.outcome is Outcome.CARD_REMOVED
+    expected_now = 50_000 + (10_000 if after_write or (write_sent and kind is FaultKind.LOSE_ANSWER) else 0)
+    assert kmt_card.balance == expected_now
+
+    kmt_stack.reader(kmt_card.card_no).insert(kmt_card)
+    second = terminal.topup(kmt_card.card_no, 10_000)
+    assert second.outcome is Outcome.SUCCESS, f"{second.failed_step}: {second.code} {second.message}"
+    assert kmt_card.balance == 60_000
+    assert second.balance_after == 60_000
+    assert_money_holds(kmt_reconcile, kmt_card)
