@@ -45,6 +45,8 @@ from .store import Store
 
 CARD_INFO_STEPS = 3
 LOAD_STEPS = 7
+PRUNE_EVERY = 1000
+SESSION_RETENTION = 3600
 
 
 class KciService:
@@ -59,6 +61,7 @@ class KciService:
         self.node = node
         self.money = Money(store, clock)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._opened = 0
 
     def lock(self, card_no: str) -> asyncio.Lock:
         lock = self._locks.get(card_no)
@@ -171,7 +174,25 @@ class KciService:
             nonce=secrets.token_hex(8),
         )
         self.store.put(sess)
+        self._opened += 1
+        if self._opened % PRUNE_EVERY == 0:
+            self.prune_sessions()
         return sess
+
+    def prune_sessions(self) -> int:
+        """Forget sessions expired for more than an hour, except the one that can still confirm a
+        LOADED reservation; returns how many were dropped (a long-running simulator stays small)."""
+        cutoff = self.clock.time() - SESSION_RETENTION
+        dropped = 0
+        for sess in list(self.store.sessions.values()):
+            if sess.expires_at > cutoff:
+                continue
+            res = self.store.reservations.get(sess.reservation_number or "")
+            if res is not None and res.session_id == sess.session_id and res.status == ReservationStatus.LOADED:
+                continue
+            self.store.delete(sess)
+            dropped += 1
+        return dropped
 
     def _session(
         self,

@@ -125,3 +125,23 @@ def test_cli_registers_kci() -> None:
     args = parser.parse_args(["kci", "--port", "0", "--state", "x.sqlite", "--seed", "3", "--cards", "2"])
     assert (args.port, args.state, args.seed, args.cards) == (0, Path("x.sqlite"), 3, 2)
     assert callable(args.func)
+
+
+@pytest.mark.asyncio
+async def test_old_sessions_are_pruned_but_confirmable_ones_kept() -> None:
+    from simulator.clock import Clock
+    from simulator.config import Limits
+    from simulator.model import Partner, Session
+
+    store, clock = Store(), Clock()
+    from simulator.service import KciService
+
+    service = KciService(store, clock, limits=Limits(), master_key=bytes(16), kci_secret=b"k", node=43)
+    loaded = reservation("R1", ReservationStatus.LOADED)
+    loaded.session_id = "a" * 32
+    store.put(loaded)
+    for sid, kind, number in (("a" * 32, "load-balance", "R1"), ("b" * 32, "card-info", None)):
+        store.put(Session(sid, kind, "P", "1" * 16, "T", "M", "00" * 8, 0.0, 1.0, reservation_number=number))
+    store.put(Partner("P", "s"))
+    assert service.prune_sessions() == 1
+    assert list(store.sessions) == ["a" * 32]
