@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -12,9 +13,37 @@ import aiohttp
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
+from backend.app import RunningBackend
 from backend.auth import bearer_headers, sign_request
-from backend.config import TerminalCredential
+from backend.config import AuthScheme, BackendConfig, TerminalCredential
+from simulator.app import Simulator
 from virtual_card.card import KmtCard
+
+SEED = 4242
+CARDS = 12
+START_BALANCE = 50_000
+
+TERMINAL = TerminalCredential("term-01", "T0000001", "M0000001", "terminal-one-secret-0001")
+OTHER_TERMINAL = TerminalCredential("term-02", "T0000002", "M0000001", "terminal-two-secret-0002")
+HMAC_ONLY = TerminalCredential("term-03", "T0000001", "M0000001", "terminal-hmac-secret-003", AuthScheme.HMAC)
+
+
+def backend_config(sim: Simulator, db_path: Path | None, **changes: Any) -> BackendConfig:
+    config = BackendConfig(
+        kci_url=sim.url,
+        kci_partner_id=sim.partner.partner_id,
+        kci_partner_secret=sim.partner.secret,
+        terminals=(TERMINAL, OTHER_TERMINAL, HMAC_ONLY),
+        db_path=db_path,
+        db_synchronous="NORMAL",
+        connect_timeout=1.0,
+        read_timeout=1.0,
+    )
+    return replace(config, **changes)
+
+
+StartBackend = Callable[..., Awaitable[RunningBackend]]
+
 
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "backend-openapi.yaml"
 _OPENAPI: list[OpenAPI] = []

@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
-from backend_helpers import Frontend
+from backend_helpers import CARDS, SEED, START_BALANCE, TERMINAL, Frontend, StartBackend, backend_config
 
 from backend.app import RunningBackend, run_backend
-from backend.config import AuthScheme, BackendConfig, TerminalCredential
 from simulator.app import Simulator, run_simulator
 from simulator.config import Config
 from virtual_card.card import KmtCard
 from virtual_card.factory import DEFAULT_MASTER_KEY, make_card_image
-
-SEED = 4242
-CARDS = 12
-START_BALANCE = 50_000
-
-TERMINAL = TerminalCredential("term-01", "T0000001", "M0000001", "terminal-one-secret-0001")
-OTHER_TERMINAL = TerminalCredential("term-02", "T0000002", "M0000001", "terminal-two-secret-0002")
-HMAC_ONLY = TerminalCredential("term-03", "T0000001", "M0000001", "terminal-hmac-secret-003", AuthScheme.HMAC)
 
 
 @pytest_asyncio.fixture
@@ -44,23 +34,6 @@ def card_for() -> Callable[[int], tuple[KmtCard, str]]:
         return KmtCard(image), str(image.card_no)
 
     return make
-
-
-def backend_config(sim: Simulator, db_path: Path | None, **changes: Any) -> BackendConfig:
-    config = BackendConfig(
-        kci_url=sim.url,
-        kci_partner_id=sim.partner.partner_id,
-        kci_partner_secret=sim.partner.secret,
-        terminals=(TERMINAL, OTHER_TERMINAL, HMAC_ONLY),
-        db_path=db_path,
-        db_synchronous="NORMAL",
-        connect_timeout=1.0,
-        read_timeout=1.0,
-    )
-    return replace(config, **changes)
-
-
-StartBackend = Callable[..., Awaitable[RunningBackend]]
 
 
 @pytest_asyncio.fixture

@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 import aiohttp
 import pytest
-from backend_helpers import Frontend, card_check, full_topup, run_on_card
-from conftest import START_BALANCE, TERMINAL
+from backend_helpers import START_BALANCE, TERMINAL, Frontend, card_check, full_topup, run_on_card
 
 from backend.app import RunningBackend
 from backend.store import Status

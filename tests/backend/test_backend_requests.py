@@ -9,8 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from backend_helpers import Frontend
-from conftest import HMAC_ONLY, OTHER_TERMINAL, TERMINAL
+from backend_helpers import HMAC_ONLY, OTHER_TERMINAL, TERMINAL, Frontend
 
 from backend.app import RunningBackend
 from backend.auth import bearer_headers, sign_request

@@ -11,8 +11,17 @@ from typing import Any
 
 import aiohttp
 import pytest
-from backend_helpers import Answer, Frontend, card_check, run_on_card, update_steps
-from conftest import START_BALANCE, TERMINAL, StartBackend, backend_config
+from backend_helpers import (
+    START_BALANCE,
+    TERMINAL,
+    Answer,
+    Frontend,
+    StartBackend,
+    backend_config,
+    card_check,
+    run_on_card,
+    update_steps,
+)
 
 from backend.app import RunningBackend, run_backend
 from backend.store import Status
