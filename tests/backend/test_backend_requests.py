@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from backend_helpers import HMAC_ONLY, OTHER_TERMINAL, TERMINAL, Frontend
+from backend_helpers import HMAC_ONLY, OTHER_TERMINAL, TERMINAL, Frontend, backend_config
 
-from backend.app import RunningBackend
+from backend.app import RunningBackend, run_backend
 from backend.auth import bearer_headers, sign_request
 from simulator.app import Simulator
 
@@ -148,16 +149,16 @@ async def test_signed_request_is_accepted_once_and_its_replay_refused(frontend: 
 
 @pytest.mark.asyncio
 async def test_nonce_replay_is_refused_after_a_restart(
-    start_backend: Any, http: aiohttp.ClientSession, sim: Simulator
+    sim: Simulator, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     headers = _signed(BODY)
-    first_backend = await start_backend()
-    first = await Frontend(http, first_backend.url, TERMINAL).post("card-check", {}, raw=BODY, headers=headers)
-    assert first.code == 413
-    await first_backend.app.shutdown()
-    second_backend = await start_backend()
-    replay = await Frontend(http, second_backend.url, TERMINAL).post("card-check", {}, raw=BODY, headers=headers)
-    assert (replay.status, replay.code) == (401, 401)
+    config = backend_config(sim, tmp_path / "nonces.sqlite3")
+    async with run_backend(config) as first_backend:
+        first = await Frontend(http, first_backend.url, TERMINAL).post("card-check", {}, raw=BODY, headers=headers)
+        assert first.code == 413
+    async with run_backend(config) as second_backend:
+        replay = await Frontend(http, second_backend.url, TERMINAL).post("card-check", {}, raw=BODY, headers=headers)
+        assert (replay.status, replay.code) == (401, 401)
 
 
 @pytest.mark.asyncio
