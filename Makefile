@@ -34,7 +34,7 @@ test: $(STAMP)
 	scripts/with-pcscd.sh $(PY) -m pytest
 
 bench: $(STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/*.py; do echo "== $$b"; $(PY) -P $$b || exit 1; done
 
 system-deps:
 	scripts/install-system-deps.sh
