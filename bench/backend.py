@@ -4,6 +4,8 @@ Both runs drive the same flow with in-process virtual cards, one frontend at a t
 at once: through the backend (13 calls: card-check 1-3, pending, update 1-7, confirm) and directly
 against KCI (card-info 1-3, reservation check/validate/create, load-balance 1-7, confirm; signed with the
 same partner credentials). Prints top-ups/s and the median latency of each step, with ratios.
+Simulator, backend (SQLite file, synchronous=FULL) and client share one process and one event loop, so
+the figures compare costs on one core rather than what separate processes would reach.
 
     .venv/bin/python bench/backend.py [--topups N] [--concurrency C]
 """
