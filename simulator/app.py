@@ -74,6 +74,10 @@ def create_app(config: Config) -> web.Application:
         kci.stopping.set()
         kci.store.close()
 
+    async def release_hangs(app: web.Application) -> None:
+        kci.stopping.set()  # "hang" faults end before the server waits for its handlers
+
+    app.on_shutdown.append(release_hangs)
     app.cleanup_ctx.append(lifecycle)
     api.add_routes(app)
     admin.add_routes(app)

@@ -555,6 +555,8 @@ class KciService:
             raise SessionNotFoundError(f"load-balance session {session_id} not found")
         if sess.card_no != card_no:
             raise OtherCardError(f"session {session_id} belongs to card {sess.card_no}, not {card_no}")
+        if (sess.tid, sess.mid) != (tid, mid):
+            raise TerminalNotValidError(f"session {session_id} was opened by tid {sess.tid} mid {sess.mid}")
         async with self.lock(card_no):
             res = self.store.reservations[sess.reservation_number or ""]
             if res.status == ReservationStatus.LOADED and res.session_id != session_id:

@@ -127,8 +127,10 @@ class Store:
         return value
 
     def reset(self) -> None:
-        """Forget everything except the number sequences and the KCI secret (numbers stay unique)."""
-        keep = {k: v for k, v in self.meta.items() if k.startswith("seq.") or k in ("kci_secret", "schema")}
+        """Forget everything except the number sequences (numbers stay unique), the KCI secret and the clock."""
+        keep = {
+            k: v for k, v in self.meta.items() if k.startswith("seq.") or k in ("kci_secret", "schema", "clock_offset")
+        }
         dropped = [k for k in self.meta if k not in keep]
         self._init_maps()
         self._clear()

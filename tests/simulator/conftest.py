@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import pytest
 import pytest_asyncio
-from sim_driver import BALANCE, SEED, Driver, make_card
+from sim_driver import BALANCE, SEED, Driver
 
 from simulator.admin_client import AdminClient
 from simulator.app import Simulator, run_simulator
 from simulator.client import KciClient
 from simulator.config import Config
-from virtual_card.card import KmtCard
 
 
 @pytest_asyncio.fixture
@@ -45,8 +43,3 @@ async def driver(sim: Simulator) -> AsyncIterator[Driver]:
         AdminClient(sim.admin_url) as admin,
     ):
         yield Driver(kci, admin, sim)
-
-
-@pytest.fixture
-def card() -> KmtCard:
-    return make_card(0)

@@ -290,3 +290,22 @@ async def test_cli_describe_lists_credentials_and_cards(sim: Any) -> None:
     text = describe(sim)
     assert sim.url in text and sim.partner.secret in text and sim.partner.tid in text
     assert make_card(3).card_no in text
+
+
+@pytest.mark.asyncio
+async def test_a_hanging_request_does_not_hold_up_shutdown() -> None:
+    from simulator.app import run_simulator
+    from simulator.config import Config
+
+    async with run_simulator(Config(seed=7, cards=1)) as sim, AdminClient(sim.admin_url) as admin:
+        await admin.add_fault(kind="hang")
+        kci = KciClient(sim.url, sim.partner.partner_id, sim.partner.secret)
+        await kci.__aenter__()
+        body = {"card_no": make_card(0).card_no, "tid": sim.partner.tid, "mid": sim.partner.mid, "step": 1}
+        pending = asyncio.ensure_future(kci.call("card-info", body))
+        await asyncio.sleep(0.1)
+        started = time.perf_counter()
+    assert time.perf_counter() - started < 2.0
+    with pytest.raises(aiohttp.ClientError):
+        await pending
+    await kci.__aexit__(None, None, None)

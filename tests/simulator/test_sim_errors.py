@@ -385,6 +385,8 @@ async def test_confirm_rules(driver: Driver) -> None:
     await driver.ok("load-balance", step_body(driver, card, 7, d6, answer))
     assert await code_of(driver, "load-balance/confirm", confirm | {"last_balance": 69_000}) == 435
     assert await code_of(driver, "load-balance/confirm", confirm | {"card_no": make_card(1).card_no}) == 427
+    await driver.admin.seed(terminals=[{"tid": "T-2", "mid": driver.mid}])
+    assert await code_of(driver, "load-balance/confirm", confirm | {"tid": "T-2"}) == 412
     await driver.ok("load-balance/confirm", confirm)
     assert await code_of(driver, "load-balance/confirm", confirm) == 431
     env = await driver.call("load-balance", driver.base(card) | {"step": 1, "prev_balance": 70_000})
