@@ -383,11 +383,15 @@ async def test_confirm_rules(driver: Driver) -> None:
     answer = card.handle(bytes.fromhex(d6["command"]))
     assert answer is not None
     await driver.ok("load-balance", step_body(driver, card, 7, d6, answer))
+    number = datas[-1]["reservation_number"]
+    again = driver.base(card) | {"step": 1, "prev_balance": 70_000, "reservation_number": number}
+    assert await code_of(driver, "load-balance", again) == 425  # LOADED: confirm it, do not load again
     assert await code_of(driver, "load-balance/confirm", confirm | {"last_balance": 69_000}) == 435
     assert await code_of(driver, "load-balance/confirm", confirm | {"card_no": make_card(1).card_no}) == 427
     await driver.admin.seed(terminals=[{"tid": "T-2", "mid": driver.mid}])
     assert await code_of(driver, "load-balance/confirm", confirm | {"tid": "T-2"}) == 412
     await driver.ok("load-balance/confirm", confirm)
     assert await code_of(driver, "load-balance/confirm", confirm) == 431
+    assert await code_of(driver, "load-balance", again) == 431
     env = await driver.call("load-balance", driver.base(card) | {"step": 1, "prev_balance": 70_000})
     assert env["code"] == 414  # nothing open any more
