@@ -122,7 +122,6 @@ class VirtualReader:
         self.rf_on = True
         self.session_open = False
         self.session_timer: float | None = None
-        self.standard: int = Standard.FELICA
 
     # -- SlotCard ---------------------------------------------------------------------------
 
@@ -146,7 +145,6 @@ class VirtualReader:
     def _reset_state(self) -> None:
         self.session_open = False
         self.session_timer = None
-        self.standard = Standard.FELICA
 
     def transmit(self, apdu: bytes) -> Answer:
         """Answer one command APDU; never raises."""
@@ -282,9 +280,9 @@ class VirtualReader:
 
     def _switch_protocol(self, command: SwitchProtocol) -> Answer:
         if command.standard != Standard.FELICA:
-            # The card only speaks FeliCa: activating it in another standard finds no answer.
+            # The card only speaks FeliCa: activating it in another standard finds no answer, and
+            # the reader stays on FeliCa.
             return _ok(Part3Response((generic_status(1, SW.NO_RESPONSE),)).to_bytes())
-        self.standard = Standard.FELICA
         return _ok(Part3Response((generic_status(),)).to_bytes())
 
     @staticmethod
@@ -297,7 +295,7 @@ class VirtualReader:
 
     def _exchange(self, frame: bytes, timeout: float) -> _Exchange:
         """Send one frame to the card; a silent or late card costs the reader its timeout."""
-        if not self.rf_on or self.standard != Standard.FELICA:
+        if not self.rf_on:
             return _Exchange(None, timeout)
         reply = self.card.process(frame)
         if reply.removed:
