@@ -15,7 +15,7 @@ from smartcard.System import readers
 from tests.pcsc.conftest import SLOT_PORTS, require_port
 from virtual_card.card import FELICA_ATR, KmtCard
 from virtual_card.faults import Fault, FaultKind
-from virtual_card.reader import StatusWordCard
+from virtual_card.reader import VirtualReader
 from virtual_card.types import CommandCode
 from virtual_card.vpcd import CloseReason, VpcdSlot
 
@@ -225,17 +225,14 @@ def test_swapping_cards_in_a_slot(insert: Insert, make_card: MakeCard, raw: Call
     r = raw(READER0)
     r.connect()
     assert r.ok(H("FFCA000000")) == first.idm + H("9000")
-    slot.swap(StatusWordCard(FELICA_ATR), gap=0.7)
+    slot.swap(VirtualReader(second, timeout=0.1))
     hresult, _ = r.transmit(H("FFCA000000"))
     assert hresult == scard.SCARD_W_REMOVED_CARD  # pcscd saw the slot empty: the old handle is dead
-    r.close()
-    slot.remove()
-    time.sleep(0.7)
-    slot2 = insert(second)
     r2 = raw(READER0)
     r2.connect()
     assert r2.ok(H("FFCA000000")) == second.idm + H("9000")
-    assert slot2.present
+    assert r2.ok(H("FF00000006") + POLL) == poll_answer(second) + H("9000")
+    assert slot.present
 
 
 def test_two_readers_two_cards_at_the_same_time(insert: Insert, make_card: MakeCard, raw: Callable[[str], Raw]) -> None:
