@@ -37,8 +37,8 @@ from virtual_card.vpcd import VpcdSlot  # noqa: E402
 
 PORTS = {"trivial": 35964, "kmt": 35963}
 READERS = {"trivial": "Virtual PCD 00 01", "kmt": "Virtual PCD 00 00"}
-N = 1000
-ROUNDS = 5
+N = 200
+ROUNDS = 25
 WARMUP = 200
 
 
