@@ -196,12 +196,14 @@ async def embedded_stack(config: StackConfig | None = None) -> AsyncIterator[Sta
 
         cards = load_cards(config)
         if admin is not None and config.seed_cards and cards:
-            await admin.seed(
-                cards=[
-                    {"card_no": c.card_no, "idm": c.idm.hex(), "balance": c.image().issued_balance}
-                    for c in cards.values()
-                ]
-            )
+            known = {c["card_no"] for c in await admin.cards()}  # a restart keeps KCI's records of them
+            missing = [c for c in cards.values() if c.card_no not in known]
+            if missing:
+                await admin.seed(
+                    cards=[
+                        {"card_no": c.card_no, "idm": c.idm.hex(), "balance": c.image().issued_balance} for c in missing
+                    ]
+                )
 
         secret = terminal_secret(config.seed)
         key_id = "kmt-terminal-01"

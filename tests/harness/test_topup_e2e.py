@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,3 +117,23 @@ def test_card_removed_at_each_command_then_resumed(
     assert kmt_card.balance == 60_000
     assert second.balance_after == 60_000
     assert_money_holds(kmt_reconcile, kmt_card)
+
+
+def test_stack_kept_on_disk_survives_a_restart(tmp_path: Path) -> None:
+    """Cards, KCI state and the backend database in one folder: a second start goes on where the first stopped."""
+    config = StackConfig(
+        seed=12, cards=1, cards_dir=tmp_path / "cards", kci_state=tmp_path / "kci.sqlite3", backend_db=tmp_path / "b.db"
+    )
+
+    async def one_topup() -> tuple[int, dict[str, Any]]:
+        async with embedded_stack(config) as stack:
+            card_no = stack.card_nos[0]
+            async with stack.async_terminal(card_no) as terminal:
+                result = await terminal.topup(card_no, 10_000)
+            assert result.ok, result.message
+            return stack.card(card_no).balance, await stack.reconcile()
+
+    first, _ = asyncio.run(one_topup())
+    second, report = asyncio.run(one_topup())
+    assert (first, second) == (60_000, 70_000)
+    assert report["ok"], report["findings"]
