@@ -34,6 +34,13 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 35963
 """vpcd's first slot (``CHANNELID 0x8C7B``); the second slot is the next port."""
+READER_NAMES = {
+    35963: "Virtual PCD 00 00",
+    35964: "Virtual PCD 00 01",
+    36000: "Virtual PCD 2 00 00",
+    36001: "Virtual PCD 2 00 01",
+}
+"""Reader names pcscd gives the vpcd ports (36000/36001: scripts/pcscd.sh's copied driver)."""
 SWAP_GAP = 0.7
 """Seconds a swapped-out card stays out: pcscd polls every 0.4-0.5 s and must see the slot empty."""
 
@@ -255,6 +262,7 @@ class VpcdSlot:
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "READER_NAMES",
     "SWAP_GAP",
     "CloseReason",
     "Control",

@@ -27,9 +27,6 @@ PCSCD_SH = ROOT / "scripts" / "pcscd.sh"
 VPCD_LIB = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 INSTALL_HINT = "apt-get install pcscd vsmartcard-vpcd libpcsclite-dev; pip install pyscard"
 
-SLOT_PORTS = {35963: "Virtual PCD 00 00", 35964: "Virtual PCD 00 01", 36000: "Virtual PCD 2 00 00"}
-"""vpcd ports and the reader names pcscd gives them (36000 is scripts/pcscd.sh's copied driver)."""
-
 
 def _unavailable(reason: str) -> None:
     message = f"{reason}: {INSTALL_HINT}"
@@ -76,8 +73,8 @@ def pcscd() -> Iterator[None]:
 
 
 @pytest.fixture
-def make_card() -> Callable[..., KmtCard]:
-    """Factory of reproducible cards: ``make_card(index=0, seed=7)``."""
+def new_card() -> Callable[..., KmtCard]:
+    """Factory of reproducible cards: ``new_card(index=0, seed=7)``."""
 
     def make(index: int = 0, seed: int = 7) -> KmtCard:
         return KmtCard(make_card_image(seed, index))
@@ -104,13 +101,18 @@ def insert(pcscd: None) -> Iterator[Callable[..., VpcdSlot]]:
         time.sleep(0.6)  # let pcscd's 0.4-0.5 s poll see the slots empty before the next test inserts
 
 
-def require_port(port: int) -> None:
-    """Fail (or skip without KMT_REQUIRE_PCSC) when a vpcd port is not listening."""
-    if not _port_listening(port):
-        message = (
-            f"vpcd port {port} is not listening: pcscd was started without scripts/pcscd.sh's second "
-            "reader (stop it and run scripts/pcscd.sh start)"
-        )
-        if os.environ.get("KMT_REQUIRE_PCSC") == "1":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+@pytest.fixture
+def require_port(pcscd: None) -> Callable[[int], None]:
+    """``require_port(port)`` fails (skips without KMT_REQUIRE_PCSC) when a vpcd port is not listening."""
+
+    def check(port: int) -> None:
+        if not _port_listening(port):
+            message = (
+                f"vpcd port {port} is not listening: pcscd was started without scripts/pcscd.sh's second "
+                "reader (stop it and run scripts/pcscd.sh start)"
+            )
+            if os.environ.get("KMT_REQUIRE_PCSC") == "1":
+                pytest.fail(message, pytrace=False)
+            pytest.skip(message)
+
+    return check

@@ -10,17 +10,16 @@ import pytest
 from terminal.errors import CardRemoved, CardTimeout, ReaderError
 from terminal.pcsc_reader import Dialect, PcscReader
 from terminal.readers import CardReader
-from tests.pcsc.conftest import SLOT_PORTS
 from virtual_card.card import FELICA_ATR, KmtCard
 from virtual_card.faults import Fault, FaultKind
 from virtual_card.reader import Answer, StatusWordCard
 from virtual_card.types import CommandCode
-from virtual_card.vpcd import VpcdSlot
+from virtual_card.vpcd import READER_NAMES, VpcdSlot
 
 pytestmark = [pytest.mark.pcsc]
 
 H = bytes.fromhex
-READER0 = SLOT_PORTS[35963]
+READER0 = READER_NAMES[35963]
 
 Insert = Callable[..., VpcdSlot]
 MakeCard = Callable[..., KmtCard]
@@ -42,9 +41,9 @@ def open_reader(pcscd: None) -> Iterator[Callable[..., PcscReader]]:
 
 @pytest.mark.parametrize("dialect", list(Dialect))
 def test_transceive_in_every_dialect(
-    dialect: Dialect, insert: Insert, make_card: MakeCard, open_reader: Callable[..., PcscReader]
+    dialect: Dialect, insert: Insert, new_card: MakeCard, open_reader: Callable[..., PcscReader]
 ) -> None:
-    card = make_card()
+    card = new_card()
     insert(card)
     reader = open_reader(dialect)
     assert isinstance(reader, CardReader)
@@ -63,9 +62,9 @@ def test_transceive_in_every_dialect(
 
 @pytest.mark.parametrize("dialect", list(Dialect))
 def test_no_answer_raises_card_timeout(
-    dialect: Dialect, insert: Insert, make_card: MakeCard, open_reader: Callable[..., PcscReader]
+    dialect: Dialect, insert: Insert, new_card: MakeCard, open_reader: Callable[..., PcscReader]
 ) -> None:
-    insert(make_card())
+    insert(new_card())
     reader = open_reader(dialect)
     assert reader.wait_for_card(3.0)
     with pytest.raises(CardTimeout, match="no answer from the card"):
@@ -74,9 +73,9 @@ def test_no_answer_raises_card_timeout(
 
 
 def test_removal_mid_apdu_raises_card_removed_then_resumes_with_the_next_card(
-    insert: Insert, make_card: MakeCard, open_reader: Callable[..., PcscReader]
+    insert: Insert, new_card: MakeCard, open_reader: Callable[..., PcscReader]
 ) -> None:
-    card = make_card()
+    card = new_card()
     slot = insert(card)
     reader = open_reader()
     assert reader.wait_for_card(3.0)
@@ -96,9 +95,9 @@ def test_removal_mid_apdu_raises_card_removed_then_resumes_with_the_next_card(
 
 
 def test_a_card_swap_is_a_removal_for_the_open_handle(
-    insert: Insert, make_card: MakeCard, open_reader: Callable[..., PcscReader]
+    insert: Insert, new_card: MakeCard, open_reader: Callable[..., PcscReader]
 ) -> None:
-    first, second = make_card(0), make_card(1)
+    first, second = new_card(0), new_card(1)
     slot = insert(first)
     reader = open_reader()
     assert reader.wait_for_card(3.0)

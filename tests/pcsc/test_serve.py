@@ -17,21 +17,21 @@ from aiohttp import web
 
 from terminal.errors import CardRemoved
 from terminal.pcsc_reader import PcscReader
-from tests.pcsc.conftest import ROOT, SLOT_PORTS
 from virtual_card.card import KmtCard
 from virtual_card.factory import make_card_image
 from virtual_card.image import CardImage
 from virtual_card.pcsc_serve import AdminConfig, CardServer, create_app
-from virtual_card.vpcd import VpcdSlot
+from virtual_card.vpcd import READER_NAMES, VpcdSlot
 
 pytestmark = [pytest.mark.pcsc]
 
 H = bytes.fromhex
-READER1 = SLOT_PORTS[35964]
+ROOT = Path(__file__).resolve().parents[2]
+READER1 = READER_NAMES[35964]
 
 
-def test_admin_api_removes_and_inserts_the_card(pcscd: None, make_card: Callable[..., KmtCard]) -> None:
-    card = make_card(3)
+def test_admin_api_removes_and_inserts_the_card(pcscd: None, new_card: Callable[..., KmtCard]) -> None:
+    card = new_card(3)
     server = CardServer(card, VpcdSlot(35964), timeout=0.1)
 
     async def scenario() -> None:

@@ -12,19 +12,18 @@ from smartcard import scard
 from smartcard.CardMonitoring import CardMonitor, CardObserver
 from smartcard.System import readers
 
-from tests.pcsc.conftest import SLOT_PORTS, require_port
 from virtual_card.card import FELICA_ATR, KmtCard
 from virtual_card.faults import Fault, FaultKind
 from virtual_card.reader import VirtualReader
 from virtual_card.types import CommandCode
-from virtual_card.vpcd import CloseReason, VpcdSlot
+from virtual_card.vpcd import READER_NAMES, CloseReason, VpcdSlot
 
 pytestmark = [pytest.mark.pcsc]
 
 H = bytes.fromhex
 POLL = H("0600ffff0100")
-READER0 = SLOT_PORTS[35963]
-READER1 = SLOT_PORTS[35964]
+READER0 = READER_NAMES[35963]
+READER1 = READER_NAMES[35964]
 
 Insert = Callable[..., VpcdSlot]
 MakeCard = Callable[..., KmtCard]
@@ -95,12 +94,12 @@ def poll_answer(card: KmtCard) -> bytes:
 
 
 def test_pyscard_lists_the_readers_and_reads_atr_and_idm(
-    insert: Insert, make_card: MakeCard, raw: Callable[[str], Raw]
+    insert: Insert, new_card: MakeCard, raw: Callable[[str], Raw]
 ) -> None:
     names = [str(r) for r in readers()]
     assert READER0 in names
     assert READER1 in names
-    card = make_card()
+    card = new_card()
     insert(card)
     r = raw(READER0)
     assert r.connect() == FELICA_ATR == H("3B8F8001804F0CA0000003061100 3B0000000042")
@@ -108,7 +107,7 @@ def test_pyscard_lists_the_readers_and_reads_atr_and_idm(
     assert r.ok(H("FFCA010000")) == card.pmm + H("9000")
 
 
-def test_card_monitor_sees_insertion_and_removal(insert: Insert, make_card: MakeCard) -> None:
+def test_card_monitor_sees_insertion_and_removal(insert: Insert, new_card: MakeCard) -> None:
     events: list[tuple[str, str, bytes]] = []
     changed = threading.Condition()
 
@@ -132,7 +131,7 @@ def test_card_monitor_sees_insertion_and_removal(insert: Insert, make_card: Make
         time.sleep(0.3)  # the monitor's first sweep reports what is already there
         with changed:
             events.clear()
-        slot = insert(make_card(), port=35964)
+        slot = insert(new_card(), port=35964)
         wait_for("added")
         assert ("added", READER1, FELICA_ATR) in events
         slot.remove()
@@ -169,11 +168,9 @@ def dialect_cases(card: KmtCard) -> list[tuple[str, bytes, bytes]]:
     ]
 
 
-def test_every_dialect_through_pcscd_exact_bytes(
-    insert: Insert, make_card: MakeCard, raw: Callable[[str], Raw]
-) -> None:
-    card = make_card()
-    cases = dialect_cases(make_card())  # same image, separate state: expected answers
+def test_every_dialect_through_pcscd_exact_bytes(insert: Insert, new_card: MakeCard, raw: Callable[[str], Raw]) -> None:
+    card = new_card()
+    cases = dialect_cases(new_card())  # same image, separate state: expected answers
     insert(card)
     r = raw(READER0)
     r.connect()
@@ -182,9 +179,9 @@ def test_every_dialect_through_pcscd_exact_bytes(
 
 
 def test_a_card_that_does_not_answer_gives_the_timeout_status(
-    insert: Insert, make_card: MakeCard, raw: Callable[[str], Raw]
+    insert: Insert, new_card: MakeCard, raw: Callable[[str], Raw]
 ) -> None:
-    card = make_card()
+    card = new_card()
     insert(card)
     r = raw(READER0)
     r.connect()
@@ -200,8 +197,8 @@ def test_a_card_that_does_not_answer_gives_the_timeout_status(
     assert r.ok(H("FF00000006") + POLL) == poll_answer(card) + H("9000")  # the card itself is still there
 
 
-def test_removal_in_the_middle_of_an_apdu(insert: Insert, make_card: MakeCard, raw: Callable[[str], Raw]) -> None:
-    card = make_card()
+def test_removal_in_the_middle_of_an_apdu(insert: Insert, new_card: MakeCard, raw: Callable[[str], Raw]) -> None:
+    card = new_card()
     slot = insert(card)
     r = raw(READER0)
     r.connect()
@@ -218,8 +215,8 @@ def test_removal_in_the_middle_of_an_apdu(insert: Insert, make_card: MakeCard, r
     assert hresult in (scard.SCARD_E_NOT_TRANSACTED, scard.SCARD_W_REMOVED_CARD)
 
 
-def test_swapping_cards_in_a_slot(insert: Insert, make_card: MakeCard, raw: Callable[[str], Raw]) -> None:
-    first, second = make_card(0), make_card(1)
+def test_swapping_cards_in_a_slot(insert: Insert, new_card: MakeCard, raw: Callable[[str], Raw]) -> None:
+    first, second = new_card(0), new_card(1)
     assert first.idm != second.idm
     slot = insert(first)
     r = raw(READER0)
@@ -235,8 +232,8 @@ def test_swapping_cards_in_a_slot(insert: Insert, make_card: MakeCard, raw: Call
     assert slot.present
 
 
-def test_two_readers_two_cards_at_the_same_time(insert: Insert, make_card: MakeCard, raw: Callable[[str], Raw]) -> None:
-    cards = {READER0: make_card(0), READER1: make_card(1)}
+def test_two_readers_two_cards_at_the_same_time(insert: Insert, new_card: MakeCard, raw: Callable[[str], Raw]) -> None:
+    cards = {READER0: new_card(0), READER1: new_card(1)}
     insert(cards[READER0], port=35963)
     insert(cards[READER1], port=35964)
     results: dict[str, list[bytes]] = {}
@@ -264,13 +261,13 @@ def test_two_readers_two_cards_at_the_same_time(insert: Insert, make_card: MakeC
 
 
 def test_a_reader_from_a_copied_driver_is_independent(
-    insert: Insert, make_card: MakeCard, raw: Callable[[str], Raw]
+    insert: Insert, new_card: MakeCard, raw: Callable[[str], Raw], require_port: Callable[[int], None]
 ) -> None:
     require_port(36000)
-    a, b = make_card(0), make_card(2)
+    a, b = new_card(0), new_card(2)
     insert(a, port=35963)
     insert(b, port=36000)
-    ra, rb = raw(READER0), raw(SLOT_PORTS[36000])
+    ra, rb = raw(READER0), raw(READER_NAMES[36000])
     ra.connect()
     rb.connect()
     assert ra.ok(H("FFCA000000")) == a.idm + H("9000")
