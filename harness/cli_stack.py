@@ -7,14 +7,21 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from aiohttp import web
 
+from terminal.errors import TerminalError
 from terminal.flow import Outcome, TopupResult
-from terminal.terminal import Auth, AuthScheme, CallRecord
+from terminal.readers import CardReader
+from terminal.terminal import Auth, AuthScheme, CallRecord, TopupTerminal
+from virtual_card.card import KmtCard
+from virtual_card.errors import VirtualCardError
 from virtual_card.frames import describe
+from virtual_card.reader import VirtualReader
+from virtual_card.vpcd import READER_NAMES, VpcdSlot, parse_address
 
 from .errors import HarnessError
 from .reader_app import ReaderHub, create_reader_app
@@ -76,6 +83,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.add_argument("--seed", type=int, default=1, help="seed of the virtual cards (default 1)")
     demo.add_argument("--card", type=int, default=0, help="index of the card of that seed (default 0)")
     demo.add_argument("--balance", type=int, default=50_000, help="the card's balance at issue (default 50,000)")
+    demo.add_argument(
+        "--reader",
+        choices=["inprocess", "pcsc"],
+        default="inprocess",
+        help="in process, or through pcscd: the card is served into vpcd and read with pyscard",
+    )
+    demo.add_argument("--vpcd", default="127.0.0.1:35963", help="vpcd slot for --reader pcsc (default 127.0.0.1:35963)")
+    demo.add_argument(
+        "--dialect",
+        choices=["direct", "acr122", "transparent"],
+        default="direct",
+        help="how frames are wrapped in APDUs for --reader pcsc (default direct)",
+    )
     add_backend_options(demo)
     demo.set_defaults(func=demo_command)
 
@@ -88,6 +108,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument("--kci-port", type=int, default=8090)
     up.add_argument("--reader-port", type=int, default=8070)
     up.add_argument("--data", type=Path, default=Path(".kmt"), help="folder for cards, KCI state and backend DB")
+    up.add_argument("--pcsc", action="store_true", help="also serve the first card into pcscd's vpcd reader")
+    up.add_argument("--vpcd", default="127.0.0.1:35963", help="vpcd slot for --pcsc (default 127.0.0.1:35963)")
     up.set_defaults(func=up_command)
 
 
@@ -164,6 +186,35 @@ def print_outcome(out: TextIO, result: TopupResult) -> None:
             )
 
 
+@contextlib.contextmanager
+def _pcsc_reader(vpcd: str, dialect: str, card: KmtCard) -> Iterator[CardReader]:
+    """Serve ``card`` into the vpcd slot and open the PC/SC reader pcscd shows for it."""
+    try:
+        from terminal.pcsc_reader import PcscReader  # noqa: PLC0415 - pyscard is the optional pcsc extra
+    except ImportError as exc:
+        raise HarnessError(f"--reader pcsc needs pyscard ({exc}): pip install 'kmt-harness[pcsc]'") from exc
+    host, port = parse_address(vpcd)
+    slot = VpcdSlot(port, host)
+    try:
+        slot.insert(VirtualReader(card))
+    except VirtualCardError as exc:
+        raise HarnessError(
+            f"cannot put the card into vpcd at {host}:{port}: {exc}; is pcscd running (scripts/pcscd.sh start)?"
+        ) from exc
+    try:
+        reader = PcscReader(READER_NAMES.get(port), dialect=dialect)
+    except TerminalError as exc:
+        slot.remove()
+        raise HarnessError(f"PC/SC reader for vpcd port {port}: {exc}") from exc
+    try:
+        if not reader.wait_for_card(5.0):
+            raise HarnessError(f"pcscd did not see the card in {reader.name} within 5 s")
+        yield reader
+    finally:
+        reader.close()
+        slot.remove()
+
+
 def demo_command(args: argparse.Namespace) -> int:
     out = sys.stdout
     try:
@@ -177,10 +228,16 @@ def demo_command(args: argparse.Namespace) -> int:
                 f"card {card_no}  IDm {card.idm.hex()}  balance Rp {card.balance:,}; top-up Rp {args.amount:,}\n",
                 file=out,
             )
-            terminal = stack.terminal(card_no)
-            terminal.on_call = lambda record: _print_call(out, record)
-            result, calls = terminal.topup(card_no, args.amount), terminal.calls
-            terminal.close()
+            with contextlib.ExitStack() as exits:
+                reader: CardReader = stack.reader(card_no)
+                if args.reader == "pcsc":
+                    reader = exits.enter_context(_pcsc_reader(args.vpcd, args.dialect, stack.card(card_no)))
+                    print(f"PC/SC reader {reader!r}\n", file=out)
+                terminal = exits.enter_context(
+                    TopupTerminal(stack.backend_url, reader, tid=stack.tid, mid=stack.mid, auth=stack.auth)
+                )
+                terminal.on_call = lambda record: _print_call(out, record)
+                result, calls = terminal.topup(card_no, args.amount), terminal.calls
             print_table(out, result, calls)
             print_outcome(out, result)
             if stack.admin is not None and result.ok:
@@ -213,7 +270,12 @@ async def _serve_up(args: argparse.Namespace) -> None:
     )
     async with embedded_stack(config) as stack:
         hub = ReaderHub(stack.cards, on_change=lambda card: card.image().save(data / "cards" / f"{card.card_no}.json"))
-        hub.insert("0", stack.card_nos[0])
+        slot = None
+        if args.pcsc:
+            slot = _serve_pcsc(args.vpcd, stack.card(stack.card_nos[0]))
+        http_cards = stack.card_nos[1:] if args.pcsc else stack.card_nos
+        if http_cards:
+            hub.insert("0", http_cards[0])
         runner = web.AppRunner(create_reader_app(hub), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, args.host, args.reader_port).start()
@@ -227,9 +289,24 @@ async def _serve_up(args: argparse.Namespace) -> None:
                     loop.add_signal_handler(sig, stop.set)
             await stop.wait()
         finally:
+            if slot is not None:
+                slot.remove()
             await runner.cleanup()
             stack.save_cards()
             print("\nkmt up: stopped; cards saved in", data / "cards")
+
+
+def _serve_pcsc(vpcd: str, card: KmtCard) -> VpcdSlot:
+    host, port = parse_address(vpcd)
+    slot = VpcdSlot(port, host)
+    try:
+        slot.insert(VirtualReader(card))
+    except VirtualCardError as exc:
+        raise HarnessError(
+            f"--pcsc: cannot reach vpcd at {host}:{port} ({exc}); start pcscd: scripts/pcscd.sh start"
+        ) from exc
+    print(f"  PC/SC reader     {READER_NAMES.get(port, f'vpcd port {port}')} holds card {card.card_no}")
+    return slot
 
 
 def print_up(stack: Stack, reader_url: str) -> None:
@@ -242,7 +319,7 @@ def print_up(stack: Stack, reader_url: str) -> None:
     print(f"  HMAC             X-KMT-Key-Id {stack.terminal_key_id}, secret {stack.terminal_secret}")
     if stack.partner is not None:
         print(f"  KCI partner      {stack.partner.partner_id} / {stack.partner.secret}")
-    print("\n  cards (slot 0 holds the first):")
+    print("\n  cards:")
     for card in stack.cards.values():
         print(f"    {card.card_no}  IDm {card.idm.hex()}  Rp {card.balance:>10,}")
     sys.stdout.flush()

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 
 from .card import KmtCard
+from .cli_pcsc import add_serve_command
 from .errors import VirtualCardError
 from .factory import DEFAULT_MASTER_KEY, make_card_image
 from .frames import ReadWithoutEncryption, ReadWithoutEncryptionResponse, describe
@@ -42,6 +43,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fare.add_argument("amount", type=int, help="fare in rupiah")
     fare.add_argument("--gate", type=lambda v: int(v, 16), default=0x0101, help="gate code in hex (default 0101)")
     fare.set_defaults(func=_fare)
+
+    add_serve_command(card_sub)
 
 
 def _fail(message: str) -> int:
