@@ -73,6 +73,8 @@ class StackConfig:
     master_key: bytes = DEFAULT_MASTER_KEY
     backend_read_timeout: float = 5.0
     journal: bool = True
+    extra_terminals: tuple[TerminalCredential, ...] = ()
+    """More terminals of the embedded backend (registered at KCI too), e.g. a second terminal for the suite."""
 
 
 @dataclass(slots=True)
@@ -205,6 +207,9 @@ async def embedded_stack(config: StackConfig | None = None) -> AsyncIterator[Sta
                     ]
                 )
 
+        if admin is not None and config.extra_terminals:
+            await admin.seed(terminals=[{"tid": t.tid, "mid": t.mid} for t in config.extra_terminals])
+
         secret = terminal_secret(config.seed)
         key_id = "kmt-terminal-01"
         backend_url = config.backend_url
@@ -219,7 +224,7 @@ async def embedded_stack(config: StackConfig | None = None) -> AsyncIterator[Sta
                         kci_url=kci_url or "",
                         kci_partner_id=partner.partner_id,
                         kci_partner_secret=partner.secret,
-                        terminals=(TerminalCredential(key_id, config.tid, config.mid, secret),),
+                        terminals=(TerminalCredential(key_id, config.tid, config.mid, secret), *config.extra_terminals),
                         host=config.host,
                         port=config.backend_port,
                         db_path=config.backend_db,
