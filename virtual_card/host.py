@@ -158,25 +158,38 @@ class HostSession:
 
 # -- what a top-up reads and writes ---------------------------------------------------------------
 
+RECOVERY_RECORDS = 8
+"""History records read with the purse: enough to find an earlier write behind a few later fares."""
+
 PURSE_READ: tuple[tuple[ServiceCode, ...], tuple[BlockListElement, ...]] = (
     (PURSE, HISTORY),
-    (BlockListElement.of(0, 0), BlockListElement.of(1, 0)),
+    (BlockListElement.of(0, 0), *(BlockListElement.of(1, i) for i in range(RECOVERY_RECORDS))),
 )
-"""Update 4 and 6: purse 1010#0 and the newest history record 200C#0."""
+"""Update 4 and 6: purse 1010#0 and the newest history records 200C#0..7 (9 blocks)."""
 
 
 @dataclass(frozen=True, slots=True)
 class PurseState:
-    """What the host learns from an authenticated read of :data:`PURSE_READ`."""
+    """What the host learns from an authenticated read of :data:`PURSE_READ`: the purse, newest records first."""
 
     purse: PurseBlock
-    last_record: HistoryRecord
+    records: tuple[HistoryRecord, ...]
+
+    @property
+    def last_record(self) -> HistoryRecord:
+        return self.records[0]
+
+    def record_with(self, sequence: int) -> HistoryRecord | None:
+        """The history record the transaction with this counter value left, if still in the window."""
+        return next((r for r in self.records if r.sequence == sequence and not r.is_empty), None)
 
     @classmethod
     def from_read(cls, resp: AuthReadResponse) -> Self:
-        if len(resp.blocks) != 2:
-            raise FrameError(f"purse read: expected 2 blocks, got {len(resp.blocks)}")
-        return cls(PurseBlock.from_bytes(resp.blocks[0]), HistoryRecord.from_bytes(resp.blocks[1]))
+        if len(resp.blocks) < 2:
+            raise FrameError(f"purse read: expected the purse and history records, got {len(resp.blocks)} block(s)")
+        return cls(
+            PurseBlock.from_bytes(resp.blocks[0]), tuple(HistoryRecord.from_bytes(b) for b in resp.blocks[1:])
+        )
 
 
 def topup_write(

@@ -65,7 +65,9 @@ def test_full_topup_exact_bytes(card: KmtCard) -> None:
     host = host.accept_authentication2(answer2)
 
     host, read = host.read(*PURSE_READ)
-    assert read.to_bytes().hex() == "14012e1f86fdb8281400010210100c2002800081009d82f6c7c4ba14c2"
+    assert read.to_bytes().hex() == (
+        "14012e1f86fdb8281400010210100c2009800081008101810281038104810581068107f90bd7b7760473c2"
+    )
     state = PurseState.from_read(host.accept_read(card.handle(read.to_bytes()) or b""))
     assert state.purse == PurseBlock(238_500, 20_000, 17)
 

@@ -19,10 +19,13 @@ async def reconcile_ok(driver: Driver, card: KmtCard, fares: int = 0) -> None:
     assert report["ok"] is True, report
 
 
-async def finish(driver: Driver, card: KmtCard, datas: list[dict[str, Any]]) -> dict[str, Any]:
+async def finish(
+    driver: Driver, card: KmtCard, datas: list[dict[str, Any]], last_balance: int | None = None
+) -> dict[str, Any]:
+    balance = card.balance if last_balance is None else last_balance
     return await driver.ok(
         "load-balance/confirm",
-        driver.base(card) | {"session_id": datas[-1]["session_id"], "last_balance": card.balance},
+        driver.base(card) | {"session_id": datas[-1]["session_id"], "last_balance": balance},
     )
 
 
@@ -112,6 +115,25 @@ async def test_recovery_after_a_fare_when_the_write_was_lost(driver: Driver) -> 
 
 
 @pytest.mark.asyncio
+async def test_recovery_finds_the_write_behind_later_fares(driver: Driver) -> None:
+    from datetime import UTC, datetime
+
+    card = make_card(0)
+    await driver.reserve(card, 20_000)
+    env, datas = await driver.load_steps(card, until=5)
+    card.handle(bytes.fromhex(datas[-1]["command"]))  # applied, answer lost
+    for _ in range(3):
+        card.pay_fare(5_000, 0x0105, datetime.now(UTC))  # ... and newer records sit on top of KCI's
+    env, datas = await driver.load_steps(card)
+    assert env["code"] == 200, env
+    assert command_type(datas[4]) is AuthRead  # found: no second write
+    assert env["data"]["balance"] == 70_000  # the load's own result, before the fares
+    assert card.balance == 55_000
+    await finish(driver, card, datas, last_balance=70_000)
+    await reconcile_ok(driver, card, fares=15_000)
+
+
+@pytest.mark.asyncio
 async def test_undecidable_recovery_writes_nothing(driver: Driver) -> None:
     from datetime import UTC, datetime
 
@@ -119,10 +141,11 @@ async def test_undecidable_recovery_writes_nothing(driver: Driver) -> None:
     await driver.reserve(card, 20_000)
     env, datas = await driver.load_steps(card, until=5)
     card.handle(bytes.fromhex(datas[-1]["command"]))  # applied
-    card.pay_fare(5_000, 0x0105, datetime.now(UTC))  # ... and a newer record hides KCI's
+    for _ in range(8):  # more transactions than the recovery read covers
+        card.pay_fare(1_000, 0x0105, datetime.now(UTC))
     env, _ = await driver.load_steps(card)
     assert env["code"] == 428 and "cannot tell" in env["message"]
-    assert card.balance == 65_000  # nothing written twice
+    assert card.balance == 62_000  # 50,000 + 20,000 once - 8 fares of 1,000: nothing written twice
 
 
 @pytest.mark.asyncio
