@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from terminal.flow import Outcome
 from terminal.terminal import TopupTerminal
 from virtual_card.card import KmtCard
 from virtual_card.faults import Fault, FaultKind
+from virtual_card.types import CommandCode
 
 Reconcile = Callable[[list[str]], dict[str, Any]]
 MakeTerminal = Callable[..., TopupTerminal]
@@ -137,3 +139,19 @@ def test_stack_kept_on_disk_survives_a_restart(tmp_path: Path) -> None:
     second, report = asyncio.run(one_topup())
     assert (first, second) == (60_000, 70_000)
     assert report["ok"], report["findings"]
+
+
+def test_resume_after_a_fare_paid_in_between(
+    kmt_card: KmtCard, kmt_terminal: MakeTerminal, kmt_stack: Stack, kmt_reconcile: Reconcile
+) -> None:
+    """The write reached the card but its answer did not; the rider goes through a gate before coming back."""
+    terminal = kmt_terminal(kmt_card.card_no)
+    kmt_card.faults.add(Fault(FaultKind.LOSE_ANSWER, CommandCode.WRITE))
+    assert terminal.topup(kmt_card.card_no, 10_000).outcome is Outcome.SUSPECT
+    kmt_stack.reader(kmt_card.card_no).insert(kmt_card)
+    kmt_card.pay_fare(4_000, 0x0101, datetime.now(UTC))
+    result = terminal.topup(kmt_card.card_no, 10_000)
+    assert result.ok, f"{result.failed_step}: {result.code} {result.message}"
+    assert result.balance_after == 60_000  # the load's own result
+    assert kmt_card.balance == 56_000  # loaded once, fare once
+    assert_money_holds(kmt_reconcile, kmt_card)
