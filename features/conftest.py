@@ -62,6 +62,9 @@ POINT = r"(?P<point>card-check [1-3]|pending|update [1-7]|confirm)"
 """A backend call of the top-up in a step's text."""
 
 
+NUMBERS = frozenset({"step", "amount", "prev_balance", "balance", "last_balance"})
+
+
 def rupiah(text: str) -> int:
     """``"Rp 10,000"``, ``"10,000"`` or ``"10000"`` -> 10000 (integer rupiah)."""
     return int(text.strip().removeprefix("Rp").strip().replace(",", "").replace(".", ""))
@@ -122,6 +125,7 @@ def driver(
     drv = Driver(kmt_stack, kmt_run, kmt_card_pool, other_terminal=other, kci_timeout=kci_timeout)
     try:
         yield drv
+        drv.settle()
     finally:
         drv.close()
     if drv.cards:
@@ -226,10 +230,12 @@ def send_without(driver: Driver, point: str, param: str) -> None:
 
 @when(parsers.re(rf'the frontend sends {POINT} with (?P<param>\w+) set to "(?P<value>[^"]*)"'))
 def send_with(driver: Driver, point: str, param: str, value: str) -> None:
-    """That step's correct request with one parameter replaced (numbers stay numbers)."""
-    driver.step(*parse_point(point), changes={param: int(value) if value.lstrip("-").isdigit() else value})
+    """That step's correct request with one parameter replaced (money and steps are sent as numbers)."""
+    numeric = param in NUMBERS and value.lstrip("-").isdigit()
+    driver.step(*parse_point(point), changes={param: int(value) if numeric else value})
 
 
+@given(parsers.re(rf"the frontend sends {POINT}"))
 @when(parsers.re(rf"the frontend sends {POINT}"))
 def send_step(driver: Driver, point: str) -> None:
     """That step's request built from the answers so far; a card command in the answer is run."""
@@ -243,6 +249,7 @@ def check_card(driver: Driver) -> None:
     driver.run_until(Endpoint.PENDING, None)
 
 
+@given(parsers.parse("the terminal tops up {amount}"), converters={"amount": rupiah})
 @when(parsers.parse("the terminal tops up {amount}"), converters={"amount": rupiah})
 def terminal_topup(driver: Driver, amount: int) -> None:
     """A whole top-up through the terminal library (as a frontend runs it)."""
@@ -319,6 +326,7 @@ def topup_stops(driver: Driver, point: str, code: int) -> None:
     assert result.outcome is not Outcome.SUCCESS
 
 
+@given(parsers.re(rf"the top-up stops at {POINT} because the card left"))
 @then(parsers.re(rf"the top-up stops at {POINT} because the card left"))
 def topup_card_left(driver: Driver, point: str) -> None:
     """The card did not answer that call's command."""

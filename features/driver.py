@@ -24,6 +24,7 @@ from simulator.admin_client import AdminClient
 from terminal.api import ApiRequest, ApiResponse, CardCommand, Endpoint
 from terminal.flow import Outcome, TopupResult
 from terminal.flow import confirm as confirm_flow
+from terminal.errors import TerminalError
 from terminal.terminal import Auth, AuthScheme, TopupTerminal
 from virtual_card.card import KmtCard
 from virtual_card.frames import AuthReadResponse, ReadWithoutEncryptionResponse, parse_response
@@ -237,7 +238,8 @@ class Driver:
                 if step and step >= 3:
                     body["sequence_data"] = s.sequence_data
         else:
-            body |= {"last_balance": s.last_balance, "session_id": s.session_id}
+            last = s.last_balance if s.last_balance is not None else self.card.balance
+            body |= {"last_balance": last, "session_id": s.session_id}
         return body
 
     def step(
@@ -338,9 +340,12 @@ class Driver:
             update = last.progress.update
             terminal = self.terminal()
             try:
-                terminal.run(confirm_flow(terminal.identity(self.card.card_no), update.session_id, update.balance))
-            except Exception as exc:  # noqa: BLE001 - reported as the scenario's failure below
+                last.progress.confirmation = terminal.run(
+                    confirm_flow(terminal.identity(self.card.card_no), update.session_id, update.balance)
+                )
+            except TerminalError as exc:
                 raise AssertionError(f"confirming the loaded top-up again failed: {exc}") from exc
+            last.outcome, last.failed_step, last.code, last.message = Outcome.SUCCESS, None, None, ""
             return last
         return self.topup(amount)
 
@@ -408,6 +413,18 @@ class Driver:
         return result
 
     # -- end of scenario -------------------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Finish, as the card's next frontend would, any load the scenario left in progress at KCI
+        (a write issued, its outcome not verified), so the money check judges a settled card."""
+        self.clear_faults()
+        for card in self.cards:
+            if not any(r.get("status") == "IN_PROGRESS" for r in self.reservations(card)):
+                continue
+            self.stack.reader(card.card_no).insert(card)
+            result = self.terminal(card=card).topup(card.card_no, self.state.amount)
+            if result.outcome not in (Outcome.SUCCESS, Outcome.FAILED):
+                raise AssertionError(f"resuming the load left in progress on {card.card_no}: {result.message}")
 
     def close(self) -> None:
         """Undo what the scenario changed at KCI and close its terminals."""
