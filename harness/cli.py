@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "harness.cli_stack",
     "backend.cli",
     "simulator.cli",
+    "loadtests.cli",
 )
 
 
