@@ -122,6 +122,7 @@ class Driver:
         self.cards: list[KmtCard] = []
         self.issued: dict[str, int] = {}
         self.state = FlowState()
+        self.previous_state = FlowState()
         self.last: ApiResponse | None = None
         self.sent: list[Sent] = []
         self.answers: list[ApiResponse] = []
@@ -142,7 +143,7 @@ class Driver:
         card = self.pool.take()
         self.cards.append(card)
         self.issued[card.card_no] = card.balance
-        self.state = FlowState()
+        self.previous_state, self.state = self.state, FlowState()
         return card
 
     @property
