@@ -92,9 +92,7 @@ def kmt_stack_config(pytestconfig: pytest.Config) -> StackConfig:
 
     config = config_from_options(pytestconfig)
     if config.backend_url is None:
-        second = TerminalCredential(
-            "kmt-terminal-02", "T0000002", config.mid, terminal_secret(config.seed + 1_000_000)
-        )
+        second = TerminalCredential("kmt-terminal-02", "T0000002", config.mid, terminal_secret(config.seed + 1_000_000))
         config = dataclasses.replace(config, backend_read_timeout=EMBEDDED_KCI_TIMEOUT, extra_terminals=(second,))
     return config
 
@@ -108,7 +106,7 @@ def kci_timeout(pytestconfig: pytest.Config, kmt_stack_config: StackConfig) -> f
 
 
 @pytest.fixture
-def driver(
+def driver(  # noqa: PLR0917 - a fixture's parameters are the fixtures it needs
     request: pytest.FixtureRequest,
     pytestconfig: pytest.Config,
     kmt_stack: Stack,
@@ -256,7 +254,10 @@ def terminal_topup(driver: Driver, amount: int) -> None:
     driver.topup(amount)
 
 
-@when(parsers.parse("the card is put back and the frontend completes the top-up of {amount}"), converters={"amount": rupiah})
+@when(
+    parsers.parse("the card is put back and the frontend completes the top-up of {amount}"),
+    converters={"amount": rupiah},
+)
 @when(parsers.parse("the frontend completes the top-up of {amount}"), converters={"amount": rupiah})
 def complete_topup(driver: Driver, amount: int) -> None:
     """Finish an interrupted top-up: confirm again when loaded, else run the top-up again (resumption)."""

@@ -22,13 +22,14 @@ from harness.pytest_plugin import CardPool
 from harness.stack import Stack
 from simulator.admin_client import AdminClient
 from terminal.api import ApiRequest, ApiResponse, CardCommand, Endpoint
+from terminal.errors import TerminalError
 from terminal.flow import Outcome, TopupResult
 from terminal.flow import confirm as confirm_flow
-from terminal.errors import TerminalError
 from terminal.terminal import Auth, AuthScheme, TopupTerminal
 from virtual_card.card import KmtCard
 from virtual_card.frames import AuthReadResponse, ReadWithoutEncryptionResponse, parse_response
 from virtual_card.profile import PurseBlock, encode_card_number
+from virtual_card.types import CardNo
 
 T = TypeVar("T")
 Runner = Callable[[Coroutine[Any, Any, T]], T]
@@ -283,7 +284,7 @@ class Driver:
                 self.run_command()
         if endpoint is Endpoint.CARD_CHECK and step == 3:
             info = response.data.get("card_info_data") or {}
-            self.state.balance = int(info.get("balance"))
+            self.state.balance = int(str(info.get("balance")))
         if endpoint is Endpoint.UPDATE and step == 7:
             self.state.last_balance = int(response.data["balance"])
 
@@ -317,7 +318,7 @@ class Driver:
     def forge_card_number(self, other: KmtCard) -> str:
         """The card-check read answer with another card's number in block 300B#0."""
         read = parse_response(self.state.answer, ReadWithoutEncryptionResponse)
-        blocks = (encode_card_number(other.card_no), *read.blocks[1:])
+        blocks = (encode_card_number(CardNo(other.card_no)), *read.blocks[1:])
         return dataclasses.replace(read, blocks=blocks).to_bytes().hex()
 
     def forge_purse_balance(self, extra: int) -> str:

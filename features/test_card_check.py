@@ -14,7 +14,11 @@ scenarios("card_check")
 @given(parsers.parse("KCI marks the card {change}"))
 def kci_marks_card(driver: Driver, change: str) -> None:
     """Change the card's record at KCI (admin ``set_card``): blocked, inactive or expired."""
-    changes = {"blocked": {"status": "BLOCKED"}, "inactive": {"status": "INACTIVE"}, "expired": {"expires": "2020-01-31"}}
+    changes = {
+        "blocked": {"status": "BLOCKED"},
+        "inactive": {"status": "INACTIVE"},
+        "expired": {"expires": "2020-01-31"},
+    }
     driver.set_card(**changes[change])
 
 

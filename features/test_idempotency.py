@@ -7,7 +7,6 @@ from pytest_bdd import parsers, scenarios, then, when
 from features.conftest import POINT, rupiah
 from features.driver import Driver, parse_point
 from terminal.api import ApiRequest
-from terminal.flow import Outcome
 
 scenarios("idempotency")
 

@@ -16,8 +16,10 @@ LIMITS = {
 }
 
 
-@given(parsers.re(r"KCI's (?P<name>minimum top-up|per-transaction maximum|monthly limit) is (?P<amount>Rp [0-9,]+)"),
-       converters={"amount": rupiah})
+@given(
+    parsers.re(r"KCI's (?P<name>minimum top-up|per-transaction maximum|monthly limit) is (?P<amount>Rp [0-9,]+)"),
+    converters={"amount": rupiah},
+)
 def kci_limit(driver: Driver, name: str, amount: int) -> None:
     """Set one of KCI's limits (admin ``limits``); the driver puts it back after the scenario."""
     driver.set_limits(**{LIMITS[name]: amount})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_bdd import parsers, then, when, scenarios
+from pytest_bdd import parsers, scenarios, then, when
 
 from features.conftest import rupiah
 from features.driver import Driver

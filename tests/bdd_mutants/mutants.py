@@ -45,7 +45,9 @@ SESSION_KEY = web.AppKey("session", aiohttp.ClientSession)
 
 def envelope(code: int, message: str, data: Any) -> web.Response:
     status = 200 if code == 200 else 400
-    return web.json_response({"response": {"code": code, "message": message, "latency": 0.0}, "data": data}, status=status)
+    return web.json_response(
+        {"response": {"code": code, "message": message, "latency": 0.0}, "data": data}, status=status
+    )
 
 
 async def forward(request: web.Request, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -60,7 +62,9 @@ async def handle(request: web.Request) -> web.Response:
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
     parsed: dict[str, Any] = json.loads(body) if body.startswith(b"{") else {}
     if mutant.name == "ignore_auth":
-        headers = {k: v for k, v in headers.items() if k.lower() != "authorization" and not k.lower().startswith("x-kmt-")}
+        headers = {
+            k: v for k, v in headers.items() if k.lower() != "authorization" and not k.lower().startswith("x-kmt-")
+        }
         headers |= sign_request(mutant.key_id, mutant.secret, "POST", request.path, body)
     if mutant.name == "skip_card_verification" and request.path.endswith("/card-check") and parsed.get("step") == 3:
         read = parse_response(bytes.fromhex(str(parsed.get("card_resp", ""))), ReadWithoutEncryptionResponse)

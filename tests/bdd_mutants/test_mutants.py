@@ -53,7 +53,9 @@ def sync_stack() -> Iterator[tuple[SyncStack, Stack]]:
         yield sync, stack
 
 
-def run_suite(sync_stack: tuple[SyncStack, Stack], mutant: str, select: str, seed: int, tmp_path: Path) -> dict[str, str]:
+def run_suite(
+    sync_stack: tuple[SyncStack, Stack], mutant: str, select: str, seed: int, tmp_path: Path
+) -> dict[str, str]:
     """Run the selected scenarios against ``mutant``; returns {scenario: "passed"|"failed"|"skipped"}."""
     sync, stack = sync_stack
     proxy = run_mutant(Mutant(mutant, stack.backend_url, stack.terminal_key_id, stack.terminal_secret))
@@ -62,11 +64,32 @@ def run_suite(sync_stack: tuple[SyncStack, Stack], mutant: str, select: str, see
     try:
         proc = subprocess.run(
             [
-                sys.executable, "-m", "pytest", "features", "-q", "-p", "no:cacheprovider", "-k", select,
-                "--backend-url", url, "--kci-url", str(stack.kci_url), "--backend-auth", "hmac",
-                "--backend-key-id", stack.terminal_key_id, "--backend-api-key", stack.terminal_secret,
-                "--kmt-seed", str(seed), "--kmt-cards", "20", "--junitxml", str(report),
-            ],  # fmt: skip
+                sys.executable,
+                "-m",
+                "pytest",
+                "features",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-k",
+                select,
+                "--backend-url",
+                url,
+                "--kci-url",
+                str(stack.kci_url),
+                "--backend-auth",
+                "hmac",
+                "--backend-key-id",
+                stack.terminal_key_id,
+                "--backend-api-key",
+                stack.terminal_secret,
+                "--kmt-seed",
+                str(seed),
+                "--kmt-cards",
+                "20",
+                "--junitxml",
+                str(report),
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
