@@ -151,15 +151,15 @@ def test_master_and_two_workers_share_cards_out_and_ship_samples(tmp_path: Path,
 
 
 def test_delay_injected_at_kci_shows_in_that_step_only(tmp_path: Path, stack: dict[str, Any]) -> None:
-    """Baseline, then +40 ms on KCI's load-balance step 4: update 4's p50 moves by 40 ms, no other step's."""
+    """Baseline, then +60 ms on KCI's load-balance step 4: update 4's p50 moves by 60 ms, no other step's."""
     (tmp_path / "stack.json").write_text(json.dumps(stack))
     admin = AdminHttp(stack["kci_admin_url"])
-    delay = 40.0
+    delay = 60.0
 
     def run(name: str, seed: int) -> dict[str, dict[str, Any]]:
         proc = locust(
             tmp_path,
-            *("-u", "2", "-r", "2", "-t", "4s", "--kmt-pacing", "0.1", "--kmt-seed", str(seed)),
+            *("-u", "2", "-r", "2", "-t", "4s", "--kmt-pacing", "0.15", "--kmt-seed", str(seed)),
             *("--kmt-stack-info", "stack.json", "--kmt-report-dir", name),
         )
         assert proc.returncode == 0, proc.stderr[-4000:]
