@@ -8,6 +8,9 @@ Each mutant makes one real bug a backend team could ship; the Gherkin suite must
 - ``drop_suspect``: reports every reservation of ``/pending`` as not suspect.
 - ``skip_card_verification``: answers card-check 3 itself from the card's read answer, without
   asking KCI to verify it against the session and the card.
+- ``write_again``: caches the write command of update 5 per card and, when a top-up of that card is
+  resumed, hands the frontend the cached write again instead of KCI's new command.
+- ``fake_confirm``: when KCI fails at confirm, tells the frontend the top-up succeeded anyway.
 - ``passthrough``: no bug (the reference backend seen through the proxy).
 """
 
@@ -26,7 +29,15 @@ from backend.auth import sign_request
 from virtual_card.frames import ReadWithoutEncryptionResponse, parse_response
 from virtual_card.profile import CardInfo
 
-MUTANTS = ("passthrough", "ignore_auth", "confirm_twice", "drop_suspect", "skip_card_verification")
+MUTANTS = (
+    "passthrough",
+    "ignore_auth",
+    "confirm_twice",
+    "drop_suspect",
+    "skip_card_verification",
+    "write_again",
+    "fake_confirm",
+)
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
 
 
@@ -37,6 +48,7 @@ class Mutant:
     key_id: str
     secret: str
     confirmed: set[str] = field(default_factory=set)
+    writes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 MUTANT_KEY = web.AppKey("mutant", Mutant)
@@ -84,6 +96,15 @@ async def handle(request: web.Request) -> web.Response:
     code = payload.get("response", {}).get("code") if isinstance(payload, dict) else None
     if request.path.endswith("/confirm") and code == 200:
         mutant.confirmed.add(session)
+    if mutant.name == "write_again" and request.path.endswith("/update") and parsed.get("step") == 5 and code == 200:
+        card_no = str(parsed.get("card_no"))
+        cached = mutant.writes.setdefault(card_no, payload["data"]["data"])
+        payload["data"]["data"] = cached | {"session_id": payload["data"]["data"]["session_id"]}
+    if mutant.name == "fake_confirm" and request.path.endswith("/confirm") and isinstance(code, int) and code >= 500:
+        data = {"card_no": parsed.get("card_no"), "last_balance": parsed.get("last_balance"), "status": "SUCCESS"}
+        data |= {"activated_balance": 0, "prev_balance": 0, "amount": 0, "reservation_number": "", "reff_no": ""}
+        data |= {"load_balance_number": ""}
+        return envelope(200, "Confirm Topup Success", data)
     if mutant.name == "drop_suspect" and request.path.endswith("/pending") and isinstance(payload.get("data"), dict):
         payload["data"]["suspect_status"] = False
         for item in payload["data"].get("reservations", []):
