@@ -33,9 +33,10 @@ def pcsc_terminal(pcscd: None, kmt_stack: Stack) -> Iterator[Callable[..., tuple
     opened: list[tuple[TopupTerminal, VpcdSlot]] = []
 
     def make(card: KmtCard, port: int = 35963, dialect: Dialect = Dialect.DIRECT) -> tuple[TopupTerminal, VpcdSlot]:
+        reader = PcscReader(READER_NAMES[port], dialect=dialect)
+        assert reader.wait_for_removal(3.0)  # pcscd has seen any earlier card leave this slot
         slot = VpcdSlot(port)
         slot.insert(VirtualReader(card))
-        reader = PcscReader(READER_NAMES[port], dialect=dialect)
         assert reader.wait_for_card(5.0)
         terminal = TopupTerminal(
             kmt_stack.backend_url, reader, tid=kmt_stack.tid, mid=kmt_stack.mid, auth=kmt_stack.auth
