@@ -21,10 +21,8 @@ from typing import Any, TypeVar
 from harness.pytest_plugin import CardPool
 from harness.stack import Stack
 from simulator.admin_client import AdminClient
-from terminal.api import ApiRequest, ApiResponse, CardCommand, Endpoint
-from terminal.errors import TerminalError
+from terminal.api import ApiRequest, ApiResponse, CardCommand, Confirmation, Endpoint
 from terminal.flow import Outcome, TopupResult
-from terminal.flow import confirm as confirm_flow
 from terminal.terminal import Auth, AuthScheme, TopupTerminal
 from virtual_card.card import KmtCard
 from virtual_card.frames import AuthReadResponse, ReadWithoutEncryptionResponse, parse_response
@@ -336,20 +334,39 @@ class Driver:
         return result
 
     def complete(self, amount: int) -> TopupResult:
-        """Finish an interrupted top-up as a frontend must: confirm again a loaded one, else run it again."""
+        """Finish an interrupted top-up as a frontend must.
+
+        Loaded but unconfirmed: confirm again. Update 7 unanswered after the card answered update 6's
+        read (KCI may have verified the load): confirm the session with the card's balance, and only
+        if KCI says the load is not finished, resume. Anything else: run the top-up again (pending
+        returns the open reservation, update recovers it).
+        """
         last = self.results[-1] if self.results else None
         if last is not None and last.outcome is Outcome.UNCONFIRMED and last.progress.update is not None:
             update = last.progress.update
-            terminal = self.terminal()
-            try:
-                last.progress.confirmation = terminal.run(
-                    confirm_flow(terminal.identity(self.card.card_no), update.session_id, update.balance)
-                )
-            except TerminalError as exc:
-                raise AssertionError(f"confirming the loaded top-up again failed: {exc}") from exc
-            last.outcome, last.failed_step, last.code, last.message = Outcome.SUCCESS, None, None, ""
+            if self._confirm(last, update.session_id, update.balance).ok:
+                return last
+            raise AssertionError(f"confirming the loaded top-up again failed: {self.last}")
+        if (
+            last is not None
+            and last.outcome is Outcome.SUSPECT
+            and last.failed_step == "update 7"
+            and last.progress.session_id
+            and self._confirm(last, last.progress.session_id, self.card.balance).ok
+        ):
             return last
         return self.topup(amount)
+
+    def _confirm(self, result: TopupResult, session_id: str, last_balance: int) -> ApiResponse:
+        """Confirm ``result``'s session; on success the result becomes a confirmed SUCCESS."""
+        body = {"card_no": result.card_no, "tid": self.main.tid, "mid": self.main.mid}
+        response = self.send(
+            ApiRequest(Endpoint.CONFIRM, body | {"last_balance": last_balance, "session_id": session_id})
+        )
+        if response.ok:
+            result.progress.confirmation = Confirmation.from_response(response)
+            result.outcome, result.failed_step, result.code, result.message = Outcome.SUCCESS, None, None, ""
+        return response
 
     def topups_in_parallel(self, amounts: list[int], profiles: list[TerminalProfile]) -> list[TopupResult]:
         """Several terminals start a top-up of the same card at the same moment."""

@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backend.cli",
     "simulator.cli",
     "loadtests.cli",
+    "features.cli",
 )
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from backend.app import run_backend
+from backend.app import RunningBackend, run_backend
 from backend.config import BackendConfig, TerminalCredential
 from simulator.admin_client import AdminClient
 from simulator.app import run_simulator
@@ -92,6 +92,8 @@ class Stack:
     cards: dict[str, KmtCard] = field(default_factory=dict)
     admin: AdminClient | None = None
     readers: dict[str, InProcessReader] = field(default_factory=dict)
+    backend: RunningBackend | None = None
+    """The embedded reference backend (its store, for in-process checks); None for an external one."""
 
     @property
     def card_nos(self) -> list[str]:
@@ -213,6 +215,7 @@ async def embedded_stack(config: StackConfig | None = None) -> AsyncIterator[Sta
         secret = terminal_secret(config.seed)
         key_id = "kmt-terminal-01"
         backend_url = config.backend_url
+        running: RunningBackend | None = None
         if backend_url is None:
             if partner is None:
                 if not (config.kci_partner_id and config.kci_partner_secret):
@@ -234,6 +237,7 @@ async def embedded_stack(config: StackConfig | None = None) -> AsyncIterator[Sta
                 )
             )
             backend_url = backend.url
+            running = backend
         if config.auth is not None:
             auth = config.auth
         elif config.backend_url is not None:
@@ -243,6 +247,7 @@ async def embedded_stack(config: StackConfig | None = None) -> AsyncIterator[Sta
         else:
             auth = Auth.hmac(key_id, secret)
         stack = Stack(config, backend_url, kci_url, admin_url, partner, key_id, secret, auth, cards, admin)
+        stack.backend = running
         try:
             yield stack
         finally:

@@ -52,6 +52,7 @@ Feature: KCI faults
       | reservation/create   | reset after | pending      | 502  |
       | load-balance step 5  | reset after | update 5     | 502  |
       | load-balance step 6  | reset after | update 6     | 502  |
+      | load-balance step 7  | reset after | update 7     | 502  |
       | load-balance/confirm | reset after | confirm      | 502  |
 
     @kci_timeout
