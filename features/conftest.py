@@ -17,7 +17,7 @@ from pytest_bdd import given, parsers, then, when
 
 from backend.config import TerminalCredential
 from harness.pytest_plugin import CardPool
-from harness.stack import Stack, StackConfig, terminal_secret
+from harness.stack import Stack, StackConfig, SyncStack, terminal_secret
 from terminal.api import Endpoint
 from terminal.flow import Outcome, TopupResult
 from terminal.terminal import Auth, AuthScheme
@@ -95,6 +95,34 @@ def kmt_stack_config(pytestconfig: pytest.Config) -> StackConfig:
         second = TerminalCredential("kmt-terminal-02", "T0000002", config.mid, terminal_secret(config.seed + 1_000_000))
         config = dataclasses.replace(config, backend_read_timeout=EMBEDDED_KCI_TIMEOUT, extra_terminals=(second,))
     return config
+
+
+@pytest.fixture(scope="session")
+def kmt_sync_stack(kmt_stack_config: StackConfig) -> Iterator[SyncStack]:
+    """The suite's own stack (the plugin's fixtures of the same names are overridden here, so a session
+    that also runs tests/ gives those tests their plain stack and the suite this one)."""
+    sync = SyncStack(kmt_stack_config)
+    with sync:
+        yield sync
+
+
+@pytest.fixture(scope="session")
+def kmt_stack(kmt_sync_stack: SyncStack) -> Stack:
+    """URLs, credentials, virtual cards and the simulator's admin client of the suite's stack."""
+    assert kmt_sync_stack.stack is not None
+    return kmt_sync_stack.stack
+
+
+@pytest.fixture(scope="session")
+def kmt_card_pool(kmt_stack: Stack) -> CardPool:
+    """Each virtual card of the suite's stack, handed out once."""
+    return CardPool(kmt_stack)
+
+
+@pytest.fixture
+def kmt_run(kmt_sync_stack: SyncStack) -> Callable[..., Any]:
+    """The runner of the suite's stack: the one way steps run asynchronous work."""
+    return kmt_sync_stack.run
 
 
 @pytest.fixture(scope="session")

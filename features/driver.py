@@ -130,6 +130,7 @@ class Driver:
         self._limits: dict[str, int] | None = None
         self._faults = False
         self._clock = 0.0
+        self._merchant: dict[str, Any] | None = None
 
     # -- cards ------------------------------------------------------------------------------------
 
@@ -400,6 +401,14 @@ class Driver:
             self._limits = self.limits()
         self.run(self.admin.limits(**changes))
 
+    def set_merchant_active(self, active: bool) -> None:
+        """Mark this terminal's merchant (in)active at KCI; put back after the scenario."""
+        merchants: list[dict[str, Any]] = self.run(self.admin.request("GET", "merchants"))
+        merchant = next(m for m in merchants if m["mid"] == self.main.mid)
+        if self._merchant is None:
+            self._merchant = dict(merchant)
+        self.run(self.admin.seed(merchants=[merchant | {"active": active}]))
+
     def add_fault(self, **fault: Any) -> None:
         self._faults = True
         self.run(self.admin.add_fault(card_no=self.card.card_no, **fault))
@@ -452,6 +461,9 @@ class Driver:
             if self._limits is not None:
                 self.run(self.admin.limits(**self._limits))
                 self._limits = None
+            if self._merchant is not None:
+                self.run(self.admin.seed(merchants=[self._merchant]))
+                self._merchant = None
             if self._clock:
                 self.run(self.admin.advance_clock(-self._clock))
                 self._clock = 0.0

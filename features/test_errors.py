@@ -30,3 +30,9 @@ def forged_card_number(driver: Driver) -> None:
 def reservation_expires(driver: Driver) -> None:
     """Advance KCI's clock (put back after the scenario)."""
     driver.advance_clock(driver.limits()["reservation_ttl"] + 1)
+
+
+@given("KCI marks the terminal's merchant inactive")
+def merchant_inactive(driver: Driver) -> None:
+    """Through the admin API; the merchant is made active again after the scenario."""
+    driver.set_merchant_active(False)

@@ -76,6 +76,12 @@ Feature: Error codes
     When the frontend sends confirm
     Then the answer is code 430
 
+  Scenario: 432 for a merchant KCI has made inactive
+    Given KCI marks the terminal's merchant inactive
+    When the terminal tops up Rp 10,000
+    Then the top-up stops at card-check 1 with code 432
+    And the card's balance is unchanged
+
   Scenario: 434 for tampered sequence data
     Given the frontend has done every step before card-check 3
     When the frontend sends card-check 3 with sequence_data set to "tampered"
