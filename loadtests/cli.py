@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .shapes import SHAPES
+from .schedules import SCHEDULES
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     load.add_argument("--users", "-u", type=int, default=10, help="peak number of users (default 10)")
     load.add_argument("--spawn-rate", "-r", type=float, default=None, help="users started per second (default: all)")
     load.add_argument("--run-time", "-t", default="30s", help="how long (Locust time span, default 30s)")
-    load.add_argument("--shape", choices=sorted(SHAPES), help="load shape instead of a constant user count")
+    load.add_argument("--shape", choices=sorted(SCHEDULES), help="load shape instead of a constant user count")
     load.add_argument("--slo", type=Path, help="SLO file (TOML or JSON); a breach exits with status 3")
     load.add_argument("--report-dir", type=Path, default=Path("kmt-load-report"), help="default ./kmt-load-report")
     load.add_argument(
