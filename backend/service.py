@@ -218,8 +218,66 @@ class TopupService:
             if reservations:
                 outcome = await self._existing_reservation(request, reservations)
             else:
-                outcome = await self._new_reservation(request, common)
+                outcome = await self._unconfirmed_load(request) or await self._new_reservation(request, common)
             return await self._remember(scope, "pending", 0, digest, outcome)
+
+    async def _unconfirmed_load(self, request: PendingRequest) -> Outcome | None:
+        """A top-up of this terminal whose write KCI verified but that was never confirmed (update 7's answer
+        or confirm was lost): returned, with its session, so the frontend confirms it instead of paying again."""
+        candidates = [
+            t
+            for t in await self._store.transactions(request.card_no)
+            if (t.tid, t.mid) == (request.tid, request.mid)
+            and t.status in (Status.IN_PROGRESS, Status.LOADED)
+            and t.reservation_number
+            and t.session_id
+        ]
+        if not candidates:
+            return None
+        transaction = candidates[-1]
+        loaded = await self._loaded_at_kci(transaction)
+        if loaded is None:
+            return None
+        transaction = await self._store.find_transaction("reff_no", transaction.reff_no) or transaction
+        data = _pending_data(transaction)
+        data.update(
+            resumed=True,
+            reservations=[],
+            status=Status.LOADED.value,
+            session_id=transaction.session_id,
+            load_balance_number=transaction.load_balance_number,
+            balance=transaction.balance,
+        )
+        log.info("pending %s: %s is loaded but unconfirmed", request.card_no, transaction.reservation_number)
+        return Outcome("Loaded Topup Awaits Confirmation", data)
+
+    async def _loaded_at_kci(self, transaction: Transaction) -> dict[str, Any] | None:
+        """Ask KCI whether this transaction's reservation is LOADED; if so record it and return step-7 data."""
+        operation = "reservation/inquiry"
+        try:
+            inquiry = await self._kci.call(operation, {"reservation_number": transaction.reservation_number})
+        except (KciRejected, KciUnavailable) as exc:
+            log.warning("inquiry of %s failed: %s", transaction.reservation_number, exc)
+            return None
+        if inquiry.get("status") != Status.LOADED.value or not inquiry.get("load_balance_number"):
+            return None
+        data = {
+            "balance": _number(inquiry, "balance", operation),
+            "prev_balance": _number(inquiry, "prev_balance", operation),
+            "load_balance_number": _text(inquiry, "load_balance_number", operation),
+            "session_id": transaction.session_id,
+            "next_step": None,
+        }
+        await self._store.update_transaction(
+            transaction.reff_no,
+            step=LAST_UPDATE_STEP,
+            status=Status.LOADED,
+            suspect=False,
+            balance=data["balance"],
+            prev_balance=data["prev_balance"],
+            load_balance_number=data["load_balance_number"],
+        )
+        return data
 
     async def _existing_reservation(self, request: PendingRequest, reservations: list[dict[str, Any]]) -> Outcome:
         operation = "reservation/check"
@@ -259,7 +317,9 @@ class TopupService:
                 reff_no=ref_no,
             )
         kci_status = str(reservation.get("status", ""))
-        suspect = bool(reservation.get("suspect"))
+        # KCI calls IN_PROGRESS suspect once its session is gone; a frontend asking for the card again has
+        # given that session up, so for it the write's outcome is unknown either way.
+        suspect = bool(reservation.get("suspect")) or kci_status == Status.IN_PROGRESS
         status = transaction.status
         if kci_status in {s.value for s in Status} and kci_status not in (Status.NEW, Status.REJECTED):
             status = Status(kci_status)
@@ -380,18 +440,13 @@ class TopupService:
         log.debug("update %d << %s", request.step, request.card_resp)
         try:
             data = await self._kci.call(operation, payload)
-        except KciRejected as exc:
-            failure: dict[str, Any] = {"last_code": exc.response_code, "last_message": str(exc)}
-            if request.step == WRITE_STEP and not was_suspect and exc.response_code < 500:
-                # KCI refused before issuing the write: nothing can have reached the card.
-                failure.update(status=Status.LOADING, suspect=False)
-            await self._store.update_transaction(transaction.reff_no, **failure)
-            raise
-        except KciUnavailable as exc:
-            await self._store.update_transaction(transaction.reff_no, last_code=exc.code, last_message=str(exc))
-            if transaction.suspect:
-                log.warning("update %d for %s: outcome unknown, left suspect", request.step, transaction.reff_no)
-            raise
+        except (KciRejected, KciUnavailable) as exc:
+            recovered = await self._loaded_at_kci(transaction) if request.step == LAST_UPDATE_STEP else None
+            if recovered is None:
+                await self._update_failed(request, transaction, was_suspect, exc)
+                raise
+            log.info("update 7 for %s: KCI had verified the load already", transaction.reff_no)
+            data = recovered
         if request.step < LAST_UPDATE_STEP:
             block = _command_block(data, operation)
             changes: dict[str, Any] = {
@@ -434,6 +489,21 @@ class TopupService:
             return outcome
 
         return await self._commit_step(transaction, changes, loaded, record)
+
+    async def _update_failed(
+        self, request: UpdateRequest, transaction: Transaction, was_suspect: bool, exc: KciRejected | KciUnavailable
+    ) -> None:
+        """Record a refused or unanswered update step; the suspect flag says whether money may have moved."""
+        if isinstance(exc, KciUnavailable):
+            await self._store.update_transaction(transaction.reff_no, last_code=exc.code, last_message=str(exc))
+            if transaction.suspect:
+                log.warning("update %d for %s: outcome unknown, left suspect", request.step, transaction.reff_no)
+            return
+        failure: dict[str, Any] = {"last_code": exc.response_code, "last_message": str(exc)}
+        if request.step == WRITE_STEP and not was_suspect and exc.response_code < 500:
+            # KCI refused before issuing the write: nothing can have reached the card.
+            failure.update(status=Status.LOADING, suspect=False)
+        await self._store.update_transaction(transaction.reff_no, **failure)
 
     async def _session_transaction(self, request: Request, session_id: str | None) -> Transaction:
         if session_id is None:

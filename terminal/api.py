@@ -143,11 +143,22 @@ class CardCheckResult:
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
+    """What ``/pending`` answered: a new reservation, an open one to resume, or a loaded one to confirm."""
+
     reservation_number: str
     reff_no: str
     amount: int
     suspect: bool
     pending_balance: int | None
+    status: str = ""
+    session_id: str | None = None
+    """Set with ``status`` LOADED: the load session to confirm (docs/backend-api.md)."""
+    load_balance_number: str | None = None
+    balance: int | None = None
+
+    @property
+    def awaits_confirmation(self) -> bool:
+        return self.status == "LOADED" and bool(self.session_id) and self.balance is not None
 
     @classmethod
     def from_response(cls, resp: ApiResponse) -> Self:
@@ -155,13 +166,18 @@ class Reservation:
         number = d.get("reservation_number")
         if not isinstance(number, str) or not number:
             raise ProtocolViolation("pending: data.reservation_number missing")
-        pending = d.get("pending_balance")
+        pending, balance = d.get("pending_balance"), d.get("balance")
+        session_id, lbn = d.get("session_id"), d.get("load_balance_number")
         return cls(
             number,
             str(d.get("reff_no", "")),
             _int(d.get("amount"), "pending: data.amount"),
             bool(d.get("suspect_status", False)),
             None if pending is None else _int(pending, "pending: data.pending_balance"),
+            str(d.get("status", "")),
+            session_id if isinstance(session_id, str) and session_id else None,
+            lbn if isinstance(lbn, str) and lbn else None,
+            None if balance is None else _int(balance, "pending: data.balance"),
         )
 
 

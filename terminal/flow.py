@@ -91,6 +91,22 @@ def call(request: ApiRequest) -> Flow[ApiResponse]:
     return _checked(resp, request)
 
 
+UNKNOWN_OUTCOME_CODES = frozenset({500, 502, 504})
+
+
+def call_again_if_lost(request: ApiRequest) -> Flow[ApiResponse]:
+    """A call whose answer may be lost after the backend acted (update 7: KCI verified the card, the answer
+    did not come back) is sent once more; the backend answers a repeat without acting twice."""
+    try:
+        return (yield from call(request))
+    except StepFailed as exc:
+        if exc.code not in UNKNOWN_OUTCOME_CODES:
+            raise
+    except BackendUnreachable:
+        pass
+    return (yield from call(request))
+
+
 def card_check(who: Identity) -> Flow[CardCheckResult]:
     resp = yield from call(ApiRequest(Endpoint.CARD_CHECK, who.body(step=1), 1))
     cmd = CardCommand.from_response(resp, "card-check 1")
@@ -122,7 +138,11 @@ def update(who: Identity, prev_balance: int, progress: Progress | None = None) -
         body = who.body(step=step, balance=prev_balance, card_resp=answer.hex(), session_id=cmd.session_id)
         if step >= 3:
             body["sequence_data"] = cmd.sequence_data
-        resp = yield from call(ApiRequest(Endpoint.UPDATE, body, step))
+        request = ApiRequest(Endpoint.UPDATE, body, step)
+        if step == 7:
+            resp = yield from call_again_if_lost(request)
+        else:
+            resp = yield from call(request)
         if step < 7:
             cmd = CardCommand.from_response(resp, f"update {step}")
     number = resp.data.get("load_balance_number")
@@ -202,8 +222,14 @@ def topup(who: Identity, amount: int, *, invoice_no: str | None = None) -> Flow[
     try:
         info = yield from card_check(who)
         progress.balance_before = info.balance
-        progress.reservation = yield from pending(who, amount, invoice_no)
-        progress.update = yield from update(who, info.balance, progress)
+        reservation = progress.reservation = yield from pending(who, amount, invoice_no)
+        if reservation.awaits_confirmation and reservation.session_id and reservation.balance is not None:
+            # An earlier attempt loaded the card and never confirmed: confirm that one, load nothing new.
+            progress.update = UpdateResult(
+                reservation.session_id, reservation.load_balance_number or "", reservation.balance, info.balance
+            )
+        else:
+            progress.update = yield from update(who, info.balance, progress)
         progress.confirmation = yield from confirm(who, progress.update.session_id, progress.update.balance)
     except StepFailed as exc:
         return result(_interrupted(progress, Outcome.FAILED), exc.step, exc.code, exc.message)

@@ -175,7 +175,9 @@ def test_reader_retry_policy_asks_again_but_never_resends_the_write(
 
 def test_kmt_does_not_load_gevent() -> None:
     """Locust monkey-patches with gevent on import; the kmt command (asyncio, threads, PC/SC) must not."""
-    script = "import sys, harness.cli; harness.cli.build_parser(); print(sorted({'gevent', 'locust'} & set(sys.modules)))"
+    script = (
+        "import sys, harness.cli; harness.cli.build_parser(); print(sorted({'gevent', 'locust'} & set(sys.modules)))"
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

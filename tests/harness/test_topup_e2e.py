@@ -155,3 +155,48 @@ def test_resume_after_a_fare_paid_in_between(
     assert result.balance_after == 60_000  # the load's own result
     assert kmt_card.balance == 56_000  # loaded once, fare once
     assert_money_holds(kmt_reconcile, kmt_card)
+
+
+def test_lost_answer_of_update_7_is_recovered_not_loaded_again(
+    kmt_card: KmtCard,
+    kmt_terminal: MakeTerminal,
+    kmt_stack: Stack,
+    kmt_run: Callable[..., Any],
+    kmt_reconcile: Reconcile,
+) -> None:
+    """KCI verifies the load at update 7 but its answer never reaches the backend: the backend asks KCI
+    (reservation inquiry) instead of failing, and the card is loaded exactly once."""
+    admin = kmt_stack.require_admin()
+    kmt_run(admin.add_fault(kind="reset", operation="load-balance", step=7, phase="after",
+                                    card_no=kmt_card.card_no, times=1))  # fmt: skip
+    terminal = kmt_terminal(kmt_card.card_no)
+    try:
+        result = terminal.topup(kmt_card.card_no, 10_000)
+        assert [f["fired"] for f in kmt_run(admin.faults())] == [1], "the fault did not fire"
+    finally:
+        kmt_run(admin.clear_faults())
+    assert result.ok, f"{result.failed_step}: {result.code} {result.message}"
+    assert [c.step for c in terminal.calls if c.kind == "api"].count("update 7") == 1  # the backend recovered
+    assert kmt_card.balance == 60_000
+    assert_money_holds(kmt_reconcile, kmt_card)
+
+
+def test_loaded_but_unconfirmed_topup_is_confirmed_on_the_next_attempt(
+    kmt_card: KmtCard, kmt_terminal: MakeTerminal, kmt_reconcile: Reconcile
+) -> None:
+    """The frontend stopped after update 7 (no confirm): its next attempt confirms that load, loads nothing new."""
+    from terminal.flow import card_check, pending, update
+
+    terminal = kmt_terminal(kmt_card.card_no)
+    who = terminal.identity(kmt_card.card_no)
+    info = terminal.run(card_check(who))
+    first = terminal.run(pending(who, 10_000))
+    terminal.run(update(who, info.balance))
+    assert kmt_card.balance == 60_000
+
+    again = terminal.topup(kmt_card.card_no, 10_000)
+    assert again.ok, f"{again.failed_step}: {again.code} {again.message}"
+    assert again.reservation_number == first.reservation_number
+    assert [c.step for c in terminal.calls if c.kind == "api"][-2:] == ["pending", "confirm"]
+    assert kmt_card.balance == 60_000 and again.balance_after == 60_000
+    assert_money_holds(kmt_reconcile, kmt_card)
