@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import aiohttp
 import pytest
-from backend_helpers import START_BALANCE, TERMINAL, Frontend, card_check, full_topup, run_on_card
+from backend_helpers import START_BALANCE, TERMINAL, Frontend, card_check, full_topup, run_on_card, update_steps
 
 from backend.app import RunningBackend
 from backend.store import Status
@@ -188,3 +188,27 @@ async def test_unknown_and_foreign_sessions_are_refused_locally(
     )
     assert (other_card.status, other_card.code) == (400, 427)
     assert len(sim.kci.journal.entries) == calls_before
+
+
+@pytest.mark.asyncio
+async def test_loaded_but_unconfirmed_topup_comes_back_from_pending(frontend: Frontend, card_for: CardFor) -> None:
+    """A frontend that stopped after update 7 gets that load back from /pending, to confirm, not a new one."""
+    card, card_no = card_for(0)
+    await card_check(frontend, card, card_no)
+    reserved = await frontend.post("pending", {**frontend.base(card_no), "amount": 10_000})
+    updates = await update_steps(frontend, card, card_no, START_BALANCE)
+    assert card.balance == START_BALANCE + 10_000
+
+    again = await frontend.post("pending", {**frontend.base(card_no), "amount": 20_000})  # validated: OpenAPI
+    assert again.code == 200 and again.message == "Loaded Topup Awaits Confirmation"
+    assert again.data["reservation_number"] == reserved.data["reservation_number"]
+    assert again.data["status"] == "LOADED" and again.data["resumed"] is True
+    assert again.data["session_id"] == updates[-1].data["data"]["session_id"]
+    assert again.data["balance"] == START_BALANCE + 10_000
+    done = await frontend.post(
+        "confirm",
+        {**frontend.base(card_no), "session_id": again.data["session_id"], "last_balance": again.data["balance"]},
+    )
+    assert done.code == 200 and done.data["status"] == "SUCCESS"
+    fresh = await frontend.post("pending", {**frontend.base(card_no), "amount": 30_000})
+    assert fresh.message == "Pending Balance Success"  # confirmed: a new top-up may start
