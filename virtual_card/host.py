@@ -187,9 +187,7 @@ class PurseState:
     def from_read(cls, resp: AuthReadResponse) -> Self:
         if len(resp.blocks) < 2:
             raise FrameError(f"purse read: expected the purse and history records, got {len(resp.blocks)} block(s)")
-        return cls(
-            PurseBlock.from_bytes(resp.blocks[0]), tuple(HistoryRecord.from_bytes(b) for b in resp.blocks[1:])
-        )
+        return cls(PurseBlock.from_bytes(resp.blocks[0]), tuple(HistoryRecord.from_bytes(b) for b in resp.blocks[1:]))
 
 
 def topup_write(
