@@ -193,14 +193,8 @@ def _pcsc_reader(vpcd: str, dialect: str, card: KmtCard) -> Iterator[CardReader]
         from terminal.pcsc_reader import PcscReader  # noqa: PLC0415 - pyscard is the optional pcsc extra
     except ImportError as exc:
         raise HarnessError(f"--reader pcsc needs pyscard ({exc}): pip install 'kmt-harness[pcsc]'") from exc
-    host, port = parse_address(vpcd)
-    slot = VpcdSlot(port, host)
-    try:
-        slot.insert(VirtualReader(card))
-    except VirtualCardError as exc:
-        raise HarnessError(
-            f"cannot put the card into vpcd at {host}:{port}: {exc}; is pcscd running (scripts/pcscd.sh start)?"
-        ) from exc
+    slot = _serve_pcsc(vpcd, card)
+    port = slot.port
     try:
         reader = PcscReader(READER_NAMES.get(port), dialect=dialect)
     except TerminalError as exc:
@@ -273,6 +267,7 @@ async def _serve_up(args: argparse.Namespace) -> None:
         slot = None
         if args.pcsc:
             slot = _serve_pcsc(args.vpcd, stack.card(stack.card_nos[0]))
+            print(f"PC/SC reader {READER_NAMES.get(slot.port, slot.port)} holds card {stack.card_nos[0]}")
         http_cards = stack.card_nos[1:] if args.pcsc else stack.card_nos
         if http_cards:
             hub.insert("0", http_cards[0])
@@ -297,15 +292,15 @@ async def _serve_up(args: argparse.Namespace) -> None:
 
 
 def _serve_pcsc(vpcd: str, card: KmtCard) -> VpcdSlot:
+    """Put ``card`` into the vpcd slot at ``vpcd`` (HOST:PORT) and keep it there until the slot is removed."""
     host, port = parse_address(vpcd)
     slot = VpcdSlot(port, host)
     try:
         slot.insert(VirtualReader(card))
     except VirtualCardError as exc:
         raise HarnessError(
-            f"--pcsc: cannot reach vpcd at {host}:{port} ({exc}); start pcscd: scripts/pcscd.sh start"
+            f"cannot put the card into vpcd at {host}:{port} ({exc}); is pcscd running? scripts/pcscd.sh start"
         ) from exc
-    print(f"  PC/SC reader     {READER_NAMES.get(port, f'vpcd port {port}')} holds card {card.card_no}")
     return slot
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from terminal.flow import Outcome, TopupResult
 from terminal.pcsc_reader import Dialect, PcscReader
 from terminal.terminal import TopupTerminal
 from virtual_card.card import KmtCard
+from virtual_card.factory import make_card_image
 from virtual_card.faults import Fault, FaultKind
 from virtual_card.reader import VirtualReader
 from virtual_card.types import CommandCode
@@ -117,3 +120,23 @@ def test_two_readers_two_cards_two_topups_at_once(
     assert [c.balance for c in cards] == [75_000, 75_000]
     report = kmt_reconcile([c.card_no for c in cards])
     assert report["ok"], report["findings"]
+
+
+def test_kmt_up_puts_the_first_card_into_the_pcsc_reader(pcscd: None, tmp_path: Path) -> None:
+    args = ["up", "--pcsc", "--data", str(tmp_path), "--cards", "2", "--backend-port", "0", "--kci-port", "0",
+            "--reader-port", "0"]  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            lines = [proc.stdout.readline() for _ in range(3)]
+            assert lines[0].startswith("PC/SC reader Virtual PCD 00 00 holds card 6032000100000000"), lines
+            with PcscReader(READER_NAMES[35963]) as reader:
+                assert reader.wait_for_card(5.0)
+                assert reader.idm() == make_card_image(1, 0).idm
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+    assert proc.returncode == 0
+    time.sleep(0.6)  # let pcscd see the slot empty before the next test
