@@ -101,13 +101,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     up = sub.add_parser("up", help="run the stack for frontend development until Ctrl-C")
     up.add_argument("--seed", type=int, default=1, help="seed of the virtual cards (default 1)")
-    up.add_argument("--cards", type=int, default=5, help="number of virtual cards (default 5)")
+    up.add_argument("--count", type=int, default=5, help="number of virtual cards (default 5)")
+    up.add_argument(
+        "--cards",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of the card images, kept so balances survive restarts (default DATA/cards)",
+    )
     up.add_argument("--balance", type=int, default=50_000, help="balance of new cards (default 50,000)")
     up.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     up.add_argument("--backend-port", type=int, default=8080)
     up.add_argument("--kci-port", type=int, default=8090)
     up.add_argument("--reader-port", type=int, default=8070)
-    up.add_argument("--data", type=Path, default=Path(".kmt"), help="folder for cards, KCI state and backend DB")
+    up.add_argument(
+        "--data", type=Path, default=Path(".kmt"), help="folder for KCI state and backend DB (default .kmt)"
+    )
     up.add_argument("--pcsc", action="store_true", help="also serve the first card into pcscd's vpcd reader")
     up.add_argument("--vpcd", default="127.0.0.1:35963", help="vpcd slot for --pcsc (default 127.0.0.1:35963)")
     up.set_defaults(func=up_command)
@@ -251,19 +260,20 @@ def demo_command(args: argparse.Namespace) -> int:
 
 async def _serve_up(args: argparse.Namespace) -> None:
     data: Path = args.data
+    cards_dir: Path = args.cards or data / "cards"
     config = StackConfig(
         seed=args.seed,
-        cards=args.cards,
+        cards=args.count,
         card_balance=args.balance,
         host=args.host,
         kci_port=args.kci_port,
         backend_port=args.backend_port,
         backend_db=data / "backend.sqlite3",
         kci_state=data / "kci.sqlite3",
-        cards_dir=data / "cards",
+        cards_dir=cards_dir,
     )
     async with embedded_stack(config) as stack:
-        hub = ReaderHub(stack.cards, on_change=lambda card: card.image().save(data / "cards" / f"{card.card_no}.json"))
+        hub = ReaderHub(stack.cards, on_change=lambda card: card.image().save(cards_dir / f"{card.card_no}.json"))
         slot = None
         if args.pcsc:
             slot = _serve_pcsc(args.vpcd, stack.card(stack.card_nos[0]))
@@ -288,7 +298,7 @@ async def _serve_up(args: argparse.Namespace) -> None:
                 slot.remove()
             await runner.cleanup()
             stack.save_cards()
-            print("\nkmt up: stopped; cards saved in", data / "cards")
+            print("\nkmt up: stopped; cards saved in", cards_dir)
 
 
 def _serve_pcsc(vpcd: str, card: KmtCard) -> VpcdSlot:

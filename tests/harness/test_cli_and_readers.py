@@ -63,7 +63,7 @@ def test_kmt_up_serves_the_http_reader_and_keeps_cards(tmp_path: Path) -> None:
         "up",
         "--data",
         str(tmp_path),
-        "--cards",
+        "--count",
         "2",
         "--backend-port",
         "0",

@@ -123,7 +123,7 @@ def test_two_readers_two_cards_two_topups_at_once(
 
 
 def test_kmt_up_puts_the_first_card_into_the_pcsc_reader(pcscd: None, tmp_path: Path) -> None:
-    args = ["up", "--pcsc", "--data", str(tmp_path), "--cards", "2", "--backend-port", "0", "--kci-port", "0",
+    args = ["up", "--pcsc", "--data", str(tmp_path), "--count", "2", "--backend-port", "0", "--kci-port", "0",
             "--reader-port", "0"]  # fmt: skip
     with subprocess.Popen(
         [sys.executable, "-m", "harness.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
