@@ -22,6 +22,13 @@ class Endpoint(StrEnum):
     CONFIRM = "confirm"
 
 
+_PATHS: dict[Endpoint, str] = {e: f"{PREFIX}/{e.value}" for e in Endpoint}
+_NAMES: dict[tuple[Endpoint, int | None], str] = {
+    (e, step): e.value if step is None else f"{e.value} {step}" for e in Endpoint for step in (None, *range(1, 8))
+}
+"""Paths and step names built once: a load generator asks for them several times per request."""
+
+
 @dataclass(frozen=True, slots=True)
 class ApiRequest:
     """One call to the backend. ``name`` is stable per step (``update 5``), for reports and Locust."""
@@ -32,11 +39,14 @@ class ApiRequest:
 
     @property
     def path(self) -> str:
-        return f"{PREFIX}/{self.endpoint.value}"
+        return _PATHS[self.endpoint]
 
     @property
     def name(self) -> str:
-        return self.endpoint.value if self.step is None else f"{self.endpoint.value} {self.step}"
+        name = _NAMES.get((self.endpoint, self.step))
+        if name is None:
+            return self.endpoint.value if self.step is None else f"{self.endpoint.value} {self.step}"
+        return name
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,12 +88,15 @@ class InProcessReader:
             if reply.removed:
                 self._card = None
                 return 0.0, CardRemoved("the card left the field during the exchange")
-        log.debug(">> %s", frame.hex())
+        debug = log.isEnabledFor(logging.DEBUG)  # the hex of every frame is not free: only when shown
+        if debug:
+            log.debug(">> %s", frame.hex())
         if reply.delay > timeout:
             return timeout, CardTimeout(f"no answer within {timeout:.3f} s (the card needs {reply.delay:.3f} s)")
         if reply.data is None:
             return 0.0, CardTimeout(f"the card did not answer {frame[:2].hex()}...")
-        log.debug("<< %s", reply.data.hex())
+        if debug:
+            log.debug("<< %s", reply.data.hex())
         return reply.delay, reply.data
 
     def transceive(self, frame: bytes, timeout: float = DEFAULT_TIMEOUT) -> bytes:

@@ -6,17 +6,27 @@
 - :class:`AsyncTopupTerminal`: asyncio, HTTP through aiohttp; blocking readers run in a thread.
 
 Both record every call (:class:`CallRecord`: step, request, answer, card command and answer,
-latency) and apply the reader retry policy: a card that does not answer is asked again up to
-``retries`` times, except for the write, whose lost answer is never "retried" but reported (the
-top-up becomes suspect and is resumed by running it again).
+latency; the newest ``max_calls`` of them, so a terminal that runs for hours keeps a bounded log)
+and apply the reader retry policy: a card that does not answer is asked again up to ``retries``
+times, except for the write, whose lost answer is never "retried" but reported (the top-up becomes
+suspect and is resumed by running it again).
+
+Per request, a terminal serialises the body once, signs it with a :class:`RequestSigner` built once
+from its :class:`Auth` (the HMAC key schedule kept, nonces a random per-terminal prefix plus a
+counter, so they never repeat) and parses the answer once: a load generator runs this for every
+call it sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import http.client
+import itertools
 import json
 import logging
+import secrets
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -26,7 +36,15 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
-from backend.auth import bearer_headers, sign_request
+from backend.auth import (
+    HEADER_KEY_ID,
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    bearer_headers,
+    canonical_string,
+    sign_request,
+)
 
 from .api import ApiRequest, ApiResponse
 from .errors import BackendUnreachable, CardTimeout, ProtocolViolation, ReaderError, TerminalError
@@ -36,6 +54,11 @@ from .readers import DEFAULT_TIMEOUT, CardReader
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+DEFAULT_MAX_CALLS = 10_000
+"""Call records a terminal keeps (about 500 top-ups); older ones are dropped."""
+
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class AuthScheme(StrEnum):
@@ -67,6 +90,41 @@ class Auth:
             headers.update(bearer_headers(self.secret))
         elif self.scheme is AuthScheme.HMAC:
             headers.update(sign_request(self.key_id, self.secret, method, path, body))
+        return headers
+
+
+class RequestSigner:
+    """The headers of every request of one terminal: :meth:`Auth.headers` with the work done once.
+
+    For HMAC the keyed hash state is built once and copied per request, and the nonce is this
+    signer's random 16-hex-digit prefix followed by a 16-hex-digit counter: 32 characters of the
+    allowed alphabet, never repeated by this signer, and unique between signers with overwhelming
+    probability (backend.auth checks a nonce is not reused within its window).
+    """
+
+    def __init__(self, auth: Auth, *, clock: Callable[[], float] = time.time) -> None:
+        self._auth = auth
+        self._base = {"Content-Type": "application/json", **auth.extra_headers}
+        if auth.scheme is AuthScheme.BEARER:
+            self._base.update(bearer_headers(auth.secret))
+        hmac_scheme = auth.scheme is AuthScheme.HMAC
+        self._hmac = hmac.new(auth.secret.encode(), digestmod=hashlib.sha256) if hmac_scheme else None
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count()
+        self._clock = clock
+
+    def headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        headers = dict(self._base)
+        if self._hmac is not None:
+            key_id = self._auth.key_id
+            timestamp = int(self._clock())
+            nonce = f"{self._prefix}{next(self._counter):016x}"
+            mac = self._hmac.copy()
+            mac.update(canonical_string(key_id, timestamp, nonce, method=method, path=path, body=body).encode())
+            headers[HEADER_KEY_ID] = key_id
+            headers[HEADER_TIMESTAMP] = str(timestamp)
+            headers[HEADER_NONCE] = nonce
+            headers[HEADER_SIGNATURE] = mac.hexdigest()
         return headers
 
 
@@ -147,34 +205,62 @@ class HttpTransport:
             raise ProtocolViolation(f"{request.name}: HTTP {status}, body is not JSON: {raw[:80]!r}") from exc
 
 
-def _headers_for(auth: Auth, request: ApiRequest) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(request.body, separators=(",", ":")).encode()
-    return body, auth.headers("POST", request.path, body)
+def _headers_for(signer: RequestSigner, request: ApiRequest) -> tuple[bytes, dict[str, str]]:
+    body = _ENCODE(request.body).encode()
+    return body, signer.headers("POST", request.path, body)
 
 
 class _Driver:
     """What both drivers share: the reader retry policy and the record of calls."""
 
-    def __init__(self, reader: CardReader, *, retries: int, card_timeout: float) -> None:
+    def __init__(
+        self, reader: CardReader, auth: Auth | None, *, retries: int, card_timeout: float, max_calls: int | None
+    ) -> None:
+        if max_calls is not None and max_calls < 0:
+            raise TerminalError(f"max_calls must be >= 0 or None, got {max_calls}")
         self.reader = reader
         self.retries = retries
         self.card_timeout = card_timeout
         self.calls: list[CallRecord] = []
+        """The newest ``max_calls`` records (all of them when ``max_calls`` is None); clear it at will."""
+        self.max_calls = max_calls
         self.on_call: Callable[[CallRecord], None] | None = None
+        self.auth = auth or Auth()
+
+    @property
+    def auth(self) -> Auth:
+        return self._auth
+
+    @auth.setter
+    def auth(self, auth: Auth) -> None:
+        self._auth = auth
+        self._signer = RequestSigner(auth)
+
+    @property
+    def recording(self) -> bool:
+        """False when nothing would keep a record (``max_calls`` 0 and no ``on_call``): skip building it."""
+        return self.max_calls != 0 or self.on_call is not None
 
     def _record(self, record: CallRecord) -> None:
-        self.calls.append(record)
+        limit = self.max_calls
+        if limit != 0:
+            calls = self.calls
+            calls.append(record)
+            if limit is not None and len(calls) > limit:
+                # drop the oldest in chunks: amortised O(1) per record, never more than 1.25 x limit kept
+                del calls[: len(calls) - limit + limit // 4]
         if self.on_call is not None:
             self.on_call(record)
 
     def _exchange(self, action: CardExchange) -> bytes:
         attempts = 1 if action.commit else 1 + self.retries
+        recording = self.recording
         for attempt in range(1, attempts + 1):
-            record = CallRecord("card", action.step, action.frame.hex())
             start = time.perf_counter()
             try:
                 answer = self.reader.transceive(action.frame, self.card_timeout)
             except ReaderError as exc:
+                record = CallRecord("card", action.step, action.frame.hex())
                 record.latency = time.perf_counter() - start
                 record.error = f"{type(exc).__name__}: {exc}"
                 self._record(record)
@@ -183,16 +269,19 @@ class _Driver:
                     log.info("%s: card did not answer, asking again (%d/%d)", action.step, attempt, attempts - 1)
                     continue
                 raise
-            record.latency = time.perf_counter() - start
-            record.received = answer.hex()
-            self._record(record)
+            if recording:
+                latency = time.perf_counter() - start
+                self._record(CallRecord("card", action.step, action.frame.hex(), answer.hex(), None, latency))
             return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _api_record(self, request: ApiRequest, status: int, body: Any, latency: float) -> ApiResponse:
-        resp = ApiResponse.parse(status, body, request.name)
-        self._record(CallRecord("api", request.name, request.body, body, resp.code, latency))
-        log.debug("%s -> %d %s", request.name, resp.code, resp.message)
+        name = request.name
+        resp = ApiResponse.parse(status, body, name)
+        if self.recording:
+            self._record(CallRecord("api", name, request.body, body, resp.code, latency))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s -> %d %s", name, resp.code, resp.message)
         return resp
 
 
@@ -210,11 +299,11 @@ class TopupTerminal(_Driver):
         retries: int = 2,
         card_timeout: float = DEFAULT_TIMEOUT,
         http_timeout: float = 15.0,
+        max_calls: int | None = DEFAULT_MAX_CALLS,
     ) -> None:
-        super().__init__(reader, retries=retries, card_timeout=card_timeout)
+        super().__init__(reader, auth, retries=retries, card_timeout=card_timeout, max_calls=max_calls)
         self.transport = HttpTransport(transport, timeout=http_timeout) if isinstance(transport, str) else transport
         self.tid, self.mid = tid, mid
-        self.auth = auth or Auth()
 
     def __enter__(self) -> TopupTerminal:
         return self
@@ -227,7 +316,7 @@ class TopupTerminal(_Driver):
 
     def call(self, request: ApiRequest) -> ApiResponse:
         """One backend call, recorded; its code is not judged here."""
-        body, headers = _headers_for(self.auth, request)
+        body, headers = _headers_for(self._signer, request)
         start = time.perf_counter()
         try:
             status, payload = self.transport.post(request, body, headers)
@@ -281,11 +370,11 @@ class AsyncTopupTerminal(_Driver):
         http_timeout: float = 15.0,
         session: aiohttp.ClientSession | None = None,
         reader_in_thread: bool = True,
+        max_calls: int | None = DEFAULT_MAX_CALLS,
     ) -> None:
-        super().__init__(reader, retries=retries, card_timeout=card_timeout)
+        super().__init__(reader, auth, retries=retries, card_timeout=card_timeout, max_calls=max_calls)
         self.base_url = base_url.rstrip("/")
         self.tid, self.mid = tid, mid
-        self.auth = auth or Auth()
         self._timeout = aiohttp.ClientTimeout(total=http_timeout)
         self._session = session
         self._own_session = session is None
@@ -308,7 +397,7 @@ class AsyncTopupTerminal(_Driver):
     async def call(self, request: ApiRequest) -> ApiResponse:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        body, headers = _headers_for(self.auth, request)
+        body, headers = _headers_for(self._signer, request)
         start = time.perf_counter()
         try:
             async with self._session.post(self.base_url + request.path, data=body, headers=headers) as resp:
