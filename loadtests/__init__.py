@@ -17,6 +17,9 @@ Layout (the pure modules never import gevent or Locust, so tests and reports can
   samples and card balances from workers to the master, resumes interrupted top-ups, reconciles
   and writes the reports. :mod:`loadtests.shapes`: ramp, step, spike and soak.
 - :mod:`loadtests.cli`: ``kmt load``.
+- For ``bench/load.py`` (generator capacity): :mod:`loadtests.plain`, the plain FastHttpUser baseline;
+  :mod:`loadtests.replay`, one recorded top-up's answers served per step (asyncio), and
+  :mod:`loadtests.replay_user`, the real user against them with a fresh copy of the recorded card.
 
 Locust runs under gevent and the stack under asyncio: they never share a process.
 """
