@@ -88,7 +88,7 @@ class Money:
                 return record.to_bytes().hex() == w.record
         raise BalanceDiffersError(
             f"reservation {res.reservation_number}: the card's counter is {counter}, the earlier write's is "
-            f"{w.counter} and its history record is no longer among the newest {len(state.records)}; cannot tell "
+            f"{w.counter} and its history record is no longer among the newest {len(state.history)}; cannot tell "
             "whether it was applied, nothing written"
         )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Self, TypeVar
 
 from .errors import FrameError
@@ -101,10 +101,12 @@ class ServiceCode:
 
     number: int
     attribute: int
+    _wire: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.number < 1024 or not 0 <= self.attribute < 64:
             raise FrameError(f"service number {self.number} / attribute {self.attribute:#x} out of range")
+        object.__setattr__(self, "_wire", ((self.number << 6) | self.attribute).to_bytes(2, "little"))
 
     @classmethod
     def from_int(cls, code: int) -> Self:
@@ -134,7 +136,7 @@ class ServiceCode:
         return self.attribute in (0x0A, 0x0B, 0x0E, 0x0F, 0x16, 0x17)
 
     def to_bytes(self) -> bytes:
-        return self.code.to_bytes(2, "little")
+        return self._wire
 
     def __str__(self) -> str:
         return f"{self.code:04X}"
@@ -152,6 +154,7 @@ class BlockListElement:
     block: int
     access_mode: int = 0
     long_form: bool = False
+    _wire: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.service_index < 16:
@@ -160,16 +163,16 @@ class BlockListElement:
             raise FrameError(f"block list element: access mode {self.access_mode} not in 0..7")
         if not 0 <= self.block <= 0xFFFF or (self.block > 0xFF and not self.long_form):
             raise FrameError(f"block list element: block {self.block} needs the 3-byte form")
+        d0 = (self.access_mode << 4) | self.service_index
+        wire = bytes([d0]) + self.block.to_bytes(2, "little") if self.long_form else bytes([0x80 | d0, self.block])
+        object.__setattr__(self, "_wire", wire)
 
     @classmethod
     def of(cls, service_index: int, block: int) -> Self:
         return cls(service_index, block, 0, block > 0xFF)
 
     def to_bytes(self) -> bytes:
-        d0 = (self.access_mode << 4) | self.service_index
-        if self.long_form:
-            return bytes([d0]) + self.block.to_bytes(2, "little")
-        return bytes([0x80 | d0, self.block])
+        return self._wire
 
     @classmethod
     def read_from(cls, cur: _Cursor, index: int) -> Self:
@@ -209,7 +212,18 @@ def _blocks_bytes(blocks: tuple[BlockListElement, ...]) -> bytes:
 
 def _read_blocks(cur: _Cursor) -> tuple[BlockListElement, ...]:
     m = cur.u8("number of blocks")
-    return tuple(BlockListElement.read_from(cur, i) for i in range(m))
+    data, out = cur.data, []
+    for i in range(m):
+        pos = cur.pos
+        size = 2 if pos < len(data) and data[pos] & 0x80 else 3
+        if pos + size > len(data):  # short: let the cursor name the field and offset
+            out.append(BlockListElement.read_from(cur, i))
+            continue
+        d0 = data[pos]
+        block = data[pos + 1] if size == 2 else data[pos + 1] | data[pos + 2] << 8
+        out.append(_element(d0, block, size == 3))
+        cur.pos = pos + size
+    return tuple(out)
 
 
 def _split_blocks(data: bytes, m: int, what: str) -> tuple[bytes, ...]:

@@ -21,6 +21,7 @@ from typing import Any, Self
 from . import secure
 from .errors import CardStatusError, FrameError, SecureMessagingError, WrongCardError
 from .frames import (
+    BLOCK_SIZE,
     CHALLENGE_SIZE,
     Authentication1,
     Authentication1Response,
@@ -170,24 +171,36 @@ PURSE_READ: tuple[tuple[ServiceCode, ...], tuple[BlockListElement, ...]] = (
 
 @dataclass(frozen=True, slots=True)
 class PurseState:
-    """What the host learns from an authenticated read of :data:`PURSE_READ`: the purse, newest records first."""
+    """What the host learns from an authenticated read of :data:`PURSE_READ`: the purse and the newest
+    history records (kept as blocks, decoded when asked for: most reads only need the newest one)."""
 
     purse: PurseBlock
-    records: tuple[HistoryRecord, ...]
+    history: tuple[bytes, ...]
+
+    @property
+    def records(self) -> tuple[HistoryRecord, ...]:
+        return tuple(HistoryRecord.from_bytes(b) for b in self.history)
 
     @property
     def last_record(self) -> HistoryRecord:
-        return self.records[0]
+        return HistoryRecord.from_bytes(self.history[0])
 
     def record_with(self, sequence: int) -> HistoryRecord | None:
         """The history record the transaction with this counter value left, if still in the window."""
-        return next((r for r in self.records if r.sequence == sequence and not r.is_empty), None)
+        for block in self.history:
+            record = HistoryRecord.from_bytes(block)
+            if record.sequence == sequence and not record.is_empty:
+                return record
+        return None
 
     @classmethod
     def from_read(cls, resp: AuthReadResponse) -> Self:
         if len(resp.blocks) < 2:
             raise FrameError(f"purse read: expected the purse and history records, got {len(resp.blocks)} block(s)")
-        return cls(PurseBlock.from_bytes(resp.blocks[0]), tuple(HistoryRecord.from_bytes(b) for b in resp.blocks[1:]))
+        for i, block in enumerate(resp.blocks[1:]):
+            if len(block) != BLOCK_SIZE:  # pragma: no cover - the frame codec splits 16-byte blocks
+                raise FrameError(f"purse read: history block {i} is {len(block)} bytes")
+        return cls(PurseBlock.from_bytes(resp.blocks[0]), resp.blocks[1:])
 
 
 def topup_write(
