@@ -43,7 +43,6 @@ from backend.auth import (
     HEADER_TIMESTAMP,
     bearer_headers,
     canonical_string,
-    sign_request,
 )
 
 from .api import ApiRequest, ApiResponse
@@ -85,12 +84,8 @@ class Auth:
         return cls(AuthScheme.HMAC, key_id, secret, extra)
 
     def headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **self.extra_headers}
-        if self.scheme is AuthScheme.BEARER:
-            headers.update(bearer_headers(self.secret))
-        elif self.scheme is AuthScheme.HMAC:
-            headers.update(sign_request(self.key_id, self.secret, method, path, body))
-        return headers
+        """The headers of one request; a terminal keeps a :class:`RequestSigner` for many."""
+        return RequestSigner(self).headers(method, path, body)
 
 
 class RequestSigner:
