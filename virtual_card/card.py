@@ -142,6 +142,7 @@ class KmtCard:
         self._session: _Session | None = None
         self.powered = True
         self.faults = FaultPlan()
+        self._polling_answers: dict[int, bytes] = {}
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -235,7 +236,7 @@ class KmtCard:
         answer: Frame | None
         match command:
             case Polling():
-                answer = self._polling(command)
+                return self._polling(command)
             case RequestService():
                 answer = self._request_service(command)
             case RequestResponse():
@@ -262,7 +263,8 @@ class KmtCard:
 
     # -- commands without authentication -----------------------------------------------------------
 
-    def _polling(self, cmd: Polling) -> Frame | None:
+    def _polling(self, cmd: Polling) -> bytes | None:
+        """The answer frame: it depends only on the request code, so each is encoded once."""
         if cmd.time_slot not in VALID_TIME_SLOTS:
             return None
         hi, lo = cmd.system_code >> 8, cmd.system_code & 0xFF
@@ -270,12 +272,16 @@ class KmtCard:
         if (hi not in (0xFF, sc >> 8)) or (lo not in (0xFF, sc & 0xFF)):
             return None
         self._drop_session()
-        rd = b""
-        if cmd.request_code == 0x01:
-            rd = sc.to_bytes(2, "big")
-        elif cmd.request_code == 0x02:
-            rd = COMMUNICATION_PERFORMANCE
-        return PollingResponse(self._image.idm, self._image.pmm, rd)
+        answer = self._polling_answers.get(cmd.request_code)
+        if answer is None:
+            rd = b""
+            if cmd.request_code == 0x01:
+                rd = sc.to_bytes(2, "big")
+            elif cmd.request_code == 0x02:
+                rd = COMMUNICATION_PERFORMANCE
+            answer = PollingResponse(self._image.idm, self._image.pmm, rd).to_frame()
+            self._polling_answers[cmd.request_code] = answer
+        return answer
 
     def _request_service(self, cmd: RequestService) -> Frame | None:
         if not 1 <= len(cmd.nodes) <= 32:
