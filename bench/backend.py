@@ -1,20 +1,19 @@
 """Reference backend throughput and per-step latency on loopback, beside the KCI simulator alone.
 
 Both runs drive the same flow with in-process virtual cards, one frontend at a time and then several
-at once: through the backend (13 calls: card-check 1-3, pending, update 1-7, confirm) and directly
-against KCI (card-info 1-3, reservation check/validate/create, load-balance 1-7, confirm; signed with the
-same partner credentials). Prints top-ups/s and the median latency of each step, with ratios.
+at once: through the backend with the terminal library (12 calls: card-check 1-3, pending, update 1-7,
+confirm) and directly against KCI (card-info 1-3, reservation check/validate/create, load-balance 1-7,
+confirm; signed with the same partner credentials). Prints top-ups/s and the median latency of each step, with ratios.
 Simulator, backend (SQLite file, synchronous=FULL) and client share one process and one event loop, so
 the figures compare costs on one core rather than what separate processes would reach.
 
-    .venv/bin/python bench/backend.py [--topups N] [--concurrency C]
+    .venv/bin/python -P bench/backend.py [--topups N] [--concurrency C]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -32,11 +31,12 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import aiohttp
 
 from backend.app import run_backend
-from backend.auth import bearer_headers
 from backend.config import BackendConfig, TerminalCredential
 from backend.kci_client import KciClient
 from simulator.app import run_simulator
 from simulator.config import Config
+from terminal.readers import InProcessReader
+from terminal.terminal import AsyncTopupTerminal, Auth
 from virtual_card.card import KmtCard
 from virtual_card.factory import DEFAULT_MASTER_KEY, make_card_image
 
@@ -66,49 +66,22 @@ async def timed(timings: Timings, name: str, call: Awaitable[dict[str, Any]]) ->
 async def topup_via_backend(
     session: aiohttp.ClientSession, url: str, card: KmtCard, card_no: str, timings: Timings
 ) -> None:
-    headers = {**bearer_headers(TERMINAL.secret), "Content-Type": "application/json"}
-    base = {"card_no": card_no, "tid": TERMINAL.tid, "mid": TERMINAL.mid}
-
-    async def post(endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
-        async with session.post(f"{url}/topup-kci/{endpoint}", data=json.dumps(params), headers=headers) as r:
-            body: dict[str, Any] = await r.json()
-        if body["response"]["code"] != 200:
-            raise RuntimeError(f"{endpoint} {params.get('step')}: {body['response']}")
-        data: dict[str, Any] = body["data"]
-        return data
-
-    data = await timed(timings, "card-check 1", post("card-check", {**base, "step": 1}))
-    for step in (2, 3):
-        block = data["data"]
-        params = {
-            **base,
-            "step": step,
-            "card_resp": run_card(card, block["command"]),
-            "session_id": block["session_id"],
-        }
-        if step == 3:
-            params["sequence_data"] = block["sequence_data"]
-        data = await timed(timings, f"card-check {step}", post("card-check", params))
-    balance = int(data["card_info_data"]["balance"])
-    await timed(timings, "pending", post("pending", {**base, "amount": AMOUNT}))
-    data = await timed(timings, "update 1", post("update", {**base, "step": 1, "prev_balance": balance}))
-    for step in range(2, 8):
-        block = data["data"]
-        params = {
-            **base,
-            "step": step,
-            "balance": balance,
-            "card_resp": run_card(card, block["command"]),
-            "session_id": block["session_id"],
-        }
-        if step >= 3:
-            params["sequence_data"] = block["sequence_data"]
-        data = await timed(timings, f"update {step}", post("update", params))
-    await timed(
-        timings,
-        "confirm",
-        post("confirm", {**base, "last_balance": data["balance"], "session_id": data["data"]["session_id"]}),
+    """One top-up as a frontend does it: the terminal library over the shared HTTP session."""
+    terminal = AsyncTopupTerminal(
+        url,
+        InProcessReader(card),
+        tid=TERMINAL.tid,
+        mid=TERMINAL.mid,
+        auth=Auth.bearer(TERMINAL.secret),
+        session=session,
+        reader_in_thread=False,
     )
+    result = await terminal.topup(card_no, AMOUNT)
+    if not result.ok:
+        raise RuntimeError(f"{result.failed_step}: {result.code} {result.message}")
+    for call in terminal.calls:
+        if call.kind == "api":
+            timings[call.step].append(call.latency)
 
 
 async def topup_via_kci(kci: KciClient, card: KmtCard, card_no: str, timings: Timings, ref: str) -> None:
