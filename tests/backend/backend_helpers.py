@@ -169,6 +169,23 @@ async def card_check(frontend: Frontend, card: KmtCard, card_no: str) -> list[An
     return answers
 
 
+def next_params(
+    frontend: Frontend, card: KmtCard, card_no: str, previous: Answer, step: int, balance: int = START_BALANCE
+) -> dict[str, Any]:
+    """The parameters of update ``step`` (2-7): the card's answer to the previous step's command."""
+    block = previous.data["data"]
+    params = {
+        **frontend.base(card_no),
+        "step": step,
+        "balance": balance,
+        "card_resp": run_on_card(card, block["command"]),
+        "session_id": block["session_id"],
+    }
+    if step >= 3:
+        params["sequence_data"] = block["sequence_data"]
+    return params
+
+
 async def update_steps(
     frontend: Frontend,
     card: KmtCard,
@@ -186,16 +203,7 @@ async def update_steps(
             params: dict[str, Any] = {**frontend.base(card_no), "step": 1, "prev_balance": balance}
         else:
             assert previous is not None
-            block = previous.data["data"]
-            params = {
-                **frontend.base(card_no),
-                "step": step,
-                "balance": balance,
-                "card_resp": run_on_card(card, block["command"]),
-                "session_id": block["session_id"],
-            }
-            if step >= 3:
-                params["sequence_data"] = block["sequence_data"]
+            params = next_params(frontend, card, card_no, previous, step, balance)
         answer = await frontend.post("update", params)
         assert answer.code == 200, (step, answer.body)
         answers.append(answer)

@@ -19,6 +19,7 @@ from backend_helpers import (
     StartBackend,
     backend_config,
     card_check,
+    next_params,
     run_on_card,
     update_steps,
 )
@@ -46,20 +47,6 @@ async def twice(frontend: Frontend, sim: Simulator, endpoint: str, params: dict[
     assert again.data == first.data and again.message == first.message
     assert kci_calls(sim) == calls
     return first
-
-
-def next_params(frontend: Frontend, card: KmtCard, card_no: str, previous: Answer, step: int) -> dict[str, Any]:
-    block = previous.data["data"]
-    params = {
-        **frontend.base(card_no),
-        "step": step,
-        "balance": START_BALANCE,
-        "card_resp": run_on_card(card, block["command"]),
-        "session_id": block["session_id"],
-    }
-    if step >= 3:
-        params["sequence_data"] = block["sequence_data"]
-    return params
 
 
 @pytest.mark.asyncio
