@@ -8,10 +8,11 @@ async with AdminClient(sim.admin_url) as admin:
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
+
+from .client import SessionClient
 
 
 class AdminError(Exception):
@@ -22,33 +23,14 @@ class AdminError(Exception):
         self.code = code
 
 
-class AdminClient:
+class AdminClient(SessionClient):
     def __init__(self, admin_url: str, *, session: aiohttp.ClientSession | None = None) -> None:
+        super().__init__(session)
         self.url = admin_url.rstrip("/")
-        self._session = session
-        self._own = session is None
-
-    async def __aenter__(self) -> Self:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._own and self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def request(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
         """Call ``/__admin/<path>``; returns the envelope's data or raises :class:`AdminError`."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-            self._own = True
-        async with self._session.request(method, f"{self.url}/{path}", json=body, params=params) as resp:
+        async with self.session.request(method, f"{self.url}/{path}", json=body, params=params) as resp:
             envelope = await resp.json(content_type=None)
         if not isinstance(envelope, dict) or envelope.get("code") != 200:
             code = envelope.get("code", resp.status) if isinstance(envelope, dict) else resp.status
