@@ -16,7 +16,7 @@ import pytest
 
 from harness.stack import Stack
 from terminal.api import ApiResponse
-from terminal.errors import CardRemoved, ProtocolViolation
+from terminal.errors import CardRemoved, CardTimeout, ProtocolViolation
 from terminal.flow import Outcome
 from terminal.readers import HttpReader, InProcessReader
 from terminal.terminal import Auth, TopupTerminal
@@ -115,6 +115,10 @@ def _use_kmt_up(proc: subprocess.Popen[str]) -> None:
 def test_in_process_reader_removal_and_timeouts(card: KmtCard) -> None:
     reader = InProcessReader(card, sleep=False)
     assert reader.transceive(bytes.fromhex("00ffff0100"))[:2] == b"\x14\x01"
+    card.faults.add(Fault(FaultKind.DELAY, delay=2.0))
+    with pytest.raises(CardTimeout, match=r"no answer within 0\.500 s"):
+        reader.transceive(bytes.fromhex("00ffff0100"), timeout=0.5)
+    assert reader.exchange(bytes.fromhex("00ffff0100"), 0.5)[0] == 0.0  # the delay fired once
     reader.remove()
     assert not reader.card_present()
     with pytest.raises(CardRemoved, match="no card"):
