@@ -183,3 +183,13 @@ def test_decode_body_reads_json_and_forms() -> None:
     ]:
         with pytest.raises(ParameterInvalid, match=r"^body: "):
             decode_body(content_type, raw)
+
+
+def test_backend_codes_are_kcis_plus_its_own_gateway_codes() -> None:
+    """DESIGN.md: KCI's envelope carries the backend's numbers. The two packages keep their own enums (the
+    backend's is its public contract, KCI's the simulator's), so drift between them is caught here."""
+    from backend.errors import Code as BackendCode
+    from simulator.errors import Code as KciCode
+
+    assert {c.name: c.value for c in KciCode}.items() <= {c.name: c.value for c in BackendCode}.items()
+    assert {c.value for c in BackendCode} - {c.value for c in KciCode} == {502, 504}
